@@ -1,0 +1,107 @@
+"""``ctx``: what an experiment's ``run(ctx)`` receives.
+
+It carries the resolved params, the seed, smoke mode and the user's data path, gives data by
+name (``ctx.data("speech")``), and logs into the run (``ctx.log_metric``, ``ctx.log_figure``,
+... from :class:`dlbench.tracking.Tracker`). ``ctx.child("baseline")`` opens a nested run for
+experiments that compare variants; the parent carries the comparison.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from dlbench.experiment import Experiment
+from dlbench.tracking import Tracker
+
+
+class RunContext(Tracker):
+    def __init__(
+        self,
+        *,
+        client,
+        run_id: str,
+        experiment_id: str,
+        experiment: Experiment,
+        params: Mapping[str, Any],
+        seed: int,
+        quick: bool,
+        data_path: Path | None,
+        scratch: Path,
+        registry,
+        loaded: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(client, run_id, scratch)
+        self.experiment_id = experiment_id
+        self.experiment = experiment
+        self.params = dict(params)
+        self.seed = seed
+        self.quick = quick
+        self.data_path = data_path
+        self._registry = registry
+        # Shared with child runs: a dataset is loaded once per `dlbench run`.
+        self._loaded = {} if loaded is None else loaded
+
+    def log(self, message: str) -> None:
+        """A progress line for the user; stderr, since stdout carries the --json summary."""
+        print(f"[{self.experiment.name}] {message}", file=sys.stderr, flush=True)
+
+    def data(self, name: str) -> Any:
+        """The dataset registered as ``name``, loaded once and recorded as this run's input."""
+        if name not in self._loaded:
+            dataset = self._registry.dataset(name).value
+            self.log(f"loading dataset {name!r}")
+            self._loaded[name] = dataset.load(self.data_path, quick=self.quick, seed=self.seed)
+        loaded = self._loaded[name]
+        self._record_input(name, loaded)
+        return loaded
+
+    def _record_input(self, name: str, loaded: Any) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        digest = str(getattr(loaded, "digest", "unknown"))
+        source = str(getattr(loaded, "source", "unknown"))
+        entity = Dataset(
+            name=name, digest=digest[:36], source_type="dlbench", source=source
+        )
+        context = InputTag(key="mlflow.data.context", value="training")
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags=[context])])
+        self.set_tags({f"dlbench.dataset.{name}.digest": digest, f"dlbench.dataset.{name}.source": source})
+
+    @contextlib.contextmanager
+    def child(self, name: str) -> Iterator["RunContext"]:
+        """A nested run named ``name``: FINISHED when the block ends, FAILED if it raises."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={MLFLOW_PARENT_RUN_ID: self.run_id, "dlbench.experiment": self.experiment.name},
+        )
+        child = RunContext(
+            client=self.client,
+            run_id=run.info.run_id,
+            experiment_id=self.experiment_id,
+            experiment=self.experiment,
+            params=self.params,
+            seed=self.seed,
+            quick=self.quick,
+            data_path=self.data_path,
+            scratch=self.scratch,
+            registry=self._registry,
+            loaded=self._loaded,
+        )
+        child.log_params({**self.params, "seed": self.seed, "quick": self.quick})
+        try:
+            yield child
+        except BaseException as exc:
+            status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            with contextlib.suppress(Exception):
+                child.set_tags({"dlbench.error": f"{type(exc).__name__}: {exc}"})
+                child.log_text(traceback.format_exc(), "error/traceback.txt")
+            self.client.set_terminated(child.run_id, status)
+            raise
+        self.client.set_terminated(child.run_id, "FINISHED")

@@ -1,0 +1,29 @@
+"""Errors that reach the user as one line, each with the exit code the CLI contract gives it.
+
+Anything else that escapes an experiment is a bug or a failed run: the runner records it as
+FAILED with its traceback as an artifact, and the CLI still prints only one line.
+"""
+
+
+class DlbenchError(Exception):
+    """A problem the user can fix; its message names the problem and the fix."""
+
+    exit_code = 1
+
+
+class UsageError(DlbenchError):
+    """Bad command-line input: unknown experiment or param, bad type, value out of bounds."""
+
+    exit_code = 2
+
+
+class PluginError(DlbenchError):
+    """A plugin registered something invalid (duplicate name, missing field, bad param)."""
+
+
+class DataError(DlbenchError):
+    """A dataset is missing, unreadable or fails validation; the message names the file."""
+
+
+class TrackingError(DlbenchError):
+    """The tracking store cannot be used (unwritable, full, unreachable, unknown run)."""

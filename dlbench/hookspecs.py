@@ -1,0 +1,26 @@
+"""The whole extension surface of dlbench: two hooks.
+
+A plugin is any module (or object) with functions marked ``@dlbench.hookimpl`` whose names
+match the specs below, published in the ``dlbench`` entry-point group::
+
+    [options.entry_points]
+    dlbench =
+        my_experiments = my_package.experiments
+"""
+
+import pluggy
+
+PROJECT = "dlbench"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def dlbench_experiments():
+    """Return the :class:`dlbench.Experiment` objects this plugin provides (a list)."""
+
+
+@hookspec
+def dlbench_datasets():
+    """Return the :class:`dlbench.Dataset` objects this plugin provides (a list)."""

@@ -1,0 +1,46 @@
+"""The Keras callback behind ``ctx.keras_callback()``: per-epoch metrics into the run.
+
+Imported only when a run asks for it, since it imports Keras. Metrics are buffered and
+written in batches (one ``log_batch`` per few seconds, and at the end of training), so a
+10,000-epoch run does not make 10,000 round trips to the tracking store.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+
+class MetricsCallback(keras.callbacks.Callback):
+    """Logs ``logs`` of every epoch with ``step = epoch`` (1-based), names prefixed."""
+
+    def __init__(self, tracker, prefix: str = "", flush_seconds: float = 5.0) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.prefix = prefix
+        self.flush_seconds = flush_seconds
+        self._pending: list = []
+        self._last_flush = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for key, value in (logs or {}).items():
+            value = float(value)
+            if math.isfinite(value):
+                self._pending.append(Metric(self.prefix + key, value, now, epoch + 1))
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def on_train_end(self, logs=None):
+        self.flush()
+
+    def flush(self) -> None:
+        # MLflow caps a batch at 1,000 metrics.
+        while self._pending:
+            batch, self._pending = self._pending[:1000], self._pending[1000:]
+            self.tracker.client.log_batch(self.tracker.run_id, metrics=batch, synchronous=True)
+        self._last_flush = time.monotonic()

@@ -1,0 +1,206 @@
+"""Finds plugins through the ``dlbench`` entry-point group and checks what they register.
+
+One PluginManager, built here and nowhere else. Built-in experiments arrive exactly like a
+third party's: through entry points. A plugin that fails to import or registers something
+invalid is reported and skipped; the others keep working.
+
+Environment switches (like pytest's ``-p no:NAME`` and datasette's ``DATASETTE_LOAD_PLUGINS``):
+- ``DLBENCH_DISABLE_PLUGINS=a,b``: do not load these entry-point names.
+- ``DLBENCH_LOAD_PLUGINS=a,b``: load only these entry-point names (an allow-list).
+- ``DLBENCH_TRACE=1``: write every hook call and its result to stderr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterable
+
+import pluggy
+
+from dlbench import hookspecs
+from dlbench.dataset import Dataset
+from dlbench.errors import PluginError, UsageError
+from dlbench.experiment import Experiment
+
+GROUP = hookspecs.PROJECT
+
+
+@dataclass
+class PluginInfo:
+    """One loaded (or failed) plugin, as ``dlbench plugins`` shows it."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    experiments: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered object together with the plugin it came from."""
+
+    value: Any
+    plugin: PluginInfo
+
+
+class Registry:
+    """Every experiment and dataset the installed plugins provide, validated."""
+
+    def __init__(self) -> None:
+        self.plugins: dict[str, PluginInfo] = {}
+        self.experiments: dict[str, Entry] = {}
+        self.datasets: dict[str, Entry] = {}
+        self.conflicts: dict[str, str] = {}
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"plugin {p.name}: {e}" for p in self.plugins.values() for e in p.errors]
+
+    def experiment(self, name: str) -> Entry:
+        return self._lookup(self.experiments, name, "experiment", "dlbench list")
+
+    def dataset(self, name: str) -> Entry:
+        return self._lookup(self.datasets, name, "dataset", "dlbench datasets")
+
+    def _lookup(self, table: dict[str, Entry], name: str, kind: str, how: str) -> Entry:
+        if name in self.conflicts:
+            raise PluginError(self.conflicts[name])
+        if name in table:
+            return table[name]
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"unknown {kind} {name!r} ({hint}see: {how})")
+
+    def add(self, plugin: PluginInfo, kind: str, items: Any) -> None:
+        """Validate what one plugin's hook returned and keep the valid items."""
+        expected, table = {
+            "experiment": (Experiment, self.experiments),
+            "dataset": (Dataset, self.datasets),
+        }[kind]
+        if items is None:
+            return
+        if not isinstance(items, (list, tuple)):
+            plugin.errors.append(f"{kind} hook must return a list, got {type(items).__name__}")
+            return
+        for item in items:
+            if not isinstance(item, expected):
+                plugin.errors.append(
+                    f"{kind} hook returned {type(item).__name__}, expected dlbench.{expected.__name__}"
+                )
+                continue
+            problems = item.problems()
+            if problems:
+                plugin.errors.extend(problems)
+                continue
+            self._keep(table, kind, item, plugin)
+
+    def _keep(self, table: dict[str, Entry], kind: str, item: Any, plugin: PluginInfo) -> None:
+        name = item.name
+        if name in self.conflicts:
+            return
+        if name in table:
+            first = table.pop(name).plugin
+            message = (
+                f"{kind} {name!r} is registered twice: by {_origin(first)} and by"
+                f" {_origin(plugin)} (fix: uninstall one, or set DLBENCH_DISABLE_PLUGINS)"
+            )
+            self.conflicts[name] = message
+            first.errors.append(message)
+            plugin.errors.append(message)
+            return
+        table[name] = Entry(item, plugin)
+        getattr(plugin, f"{kind}s").append(name)
+
+
+def _origin(plugin: PluginInfo) -> str:
+    if plugin.distribution:
+        return f"plugin {plugin.name!r} ({plugin.distribution} {plugin.version})"
+    return f"plugin {plugin.name!r}"
+
+
+def _names(items: Any) -> list[str]:
+    return [getattr(item, "name", repr(item)) for item in items or ()]
+
+
+def _names_from_env(variable: str) -> set[str] | None:
+    raw = os.environ.get(variable)
+    if raw is None:
+        return None
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _entry_point_names() -> list[str]:
+    names = {ep.name for ep in metadata.entry_points(group=GROUP)}
+    return sorted(names)
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(GROUP)
+    manager.add_hookspecs(hookspecs)
+    if os.environ.get("DLBENCH_TRACE"):
+        manager.trace.root.setwriter(sys.stderr.write)
+        manager.enable_tracing()
+    return manager
+
+
+def load_registry(extra_plugins: Iterable[tuple[str, Any]] = ()) -> Registry:
+    """Load every plugin of the ``dlbench`` entry-point group, plus ``extra_plugins``.
+
+    ``extra_plugins`` are (name, module-or-object) pairs registered directly: the way tests
+    and :mod:`dlbench.testing` add an experiment without installing a distribution.
+    """
+    manager = plugin_manager()
+    registry = Registry()
+    disabled = _names_from_env("DLBENCH_DISABLE_PLUGINS") or set()
+    allowed = _names_from_env("DLBENCH_LOAD_PLUGINS")
+    for name in _entry_point_names():
+        if name in disabled or (allowed is not None and name not in allowed):
+            manager.set_blocked(name)
+            continue
+        try:
+            # One name at a time, so that one plugin failing to import cannot stop the rest.
+            manager.load_setuptools_entrypoints(GROUP, name=name)
+        except Exception as exc:  # a broken third-party plugin must not break dlbench
+            registry.plugins[name] = PluginInfo(
+                name=name, errors=[f"failed to load: {type(exc).__name__}: {exc}"]
+            )
+    for name, plugin in extra_plugins:
+        manager.register(plugin, name=name)
+
+    distributions = {id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()}
+    for name, plugin in manager.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = distributions.get(id(plugin))
+        registry.plugins[name] = PluginInfo(
+            name=name,
+            distribution=dist.project_name if dist else None,
+            version=dist.version if dist else None,
+        )
+
+    trace = manager.trace.root.get("hook")
+    for kind, hook in (
+        ("experiment", manager.hook.dlbench_experiments),
+        ("dataset", manager.hook.dlbench_datasets),
+    ):
+        for impl in hook.get_hookimpls():
+            plugin = registry.plugins[impl.plugin_name]
+            trace(f"{hook.name} [{impl.plugin_name}]")
+            try:
+                # Calling each implementation on its own tells us who registered what.
+                items = impl.function()
+            except Exception as exc:
+                plugin.errors.append(f"{hook.name} raised {type(exc).__name__}: {exc}")
+                continue
+            trace(f"{hook.name} [{impl.plugin_name}] -> {_names(items)}")
+            registry.add(plugin, kind, items)
+    return registry

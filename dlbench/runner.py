@@ -1,0 +1,201 @@
+"""A run's whole life: check input, open the store, seed, run, record how it ended.
+
+Usage errors are raised before anything is written, so a bad ``-p`` leaves no run behind.
+Once the MLflow run exists it always ends FINISHED, FAILED (reason tag + traceback artifact)
+or KILLED (Ctrl-C / SIGTERM): never left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import dlbench
+from dlbench.errors import DlbenchError, UsageError
+from dlbench.registry import Registry
+from dlbench.tracking import Store, experiment_id, open_store, resolve_store
+
+DEFAULT_SEED = 0
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so a terminated run unwinds like Ctrl-C."""
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for, as typed on the command line."""
+
+    experiment: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    data_path: Path | None = None
+    quick: bool = False
+    seed: int = DEFAULT_SEED
+    experiment_name: str | None = None
+    run_name: str | None = None
+    tracking_uri: str | None = None
+
+
+@dataclass
+class RunResult:
+    """How a run ended, as ``dlbench run --json`` prints it."""
+
+    run_id: str
+    experiment_id: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    artifact_uri: str
+    error: str | None = None
+    duration_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def execute(request: RunRequest, registry: Registry, store: Store | None = None) -> RunResult:
+    entry = registry.experiment(request.experiment)
+    experiment = entry.value
+    params = experiment.resolve_params(request.params, quick=request.quick)
+    if request.data_path is not None and not Path(request.data_path).exists():
+        raise UsageError(f"--data {request.data_path}: no such file or folder")
+    store = store or resolve_store(request.tracking_uri)
+    client = open_store(store)
+    exp_id = experiment_id(client, request.experiment_name or experiment.name, store)
+
+    run = client.create_run(exp_id, run_name=request.run_name, tags=_run_tags(entry))
+    run_id = run.info.run_id
+    scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-{run_id[:8]}-"))
+    from dlbench.context import RunContext
+
+    ctx = RunContext(
+        client=client,
+        run_id=run_id,
+        experiment_id=exp_id,
+        experiment=experiment,
+        params=params,
+        seed=request.seed,
+        quick=request.quick,
+        data_path=Path(request.data_path) if request.data_path else None,
+        scratch=scratch,
+        registry=registry,
+    )
+    status, error, trace = "FAILED", None, None
+    started = time.monotonic()
+    try:
+        with _sigterm_raises():
+            ctx.log_params({**params, "seed": request.seed, "quick": request.quick})
+            if experiment.tensorflow:
+                ctx.set_tags(_framework_versions())
+            from dlbench.seeding import seed_everything
+
+            seed_everything(request.seed, tensorflow=experiment.tensorflow)
+            ctx.log(f"run {run_id} started (store {store.uri})")
+            experiment.run(ctx)
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated) as exc:
+        status = "KILLED"
+        error = "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else "terminated by SIGTERM"
+        trace = traceback.format_exc()
+    except DlbenchError as exc:
+        error, trace = str(exc), traceback.format_exc()
+    except Exception as exc:
+        error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    finally:
+        _end_run(ctx, status, error, trace)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _read_back(client, run_id, exp_id, status, error, time.monotonic() - started)
+
+
+def _end_run(ctx, status: str, error: str | None, trace: str | None) -> None:
+    """Record how the run ended. Best effort on the error path: the store may be the problem."""
+    if error is not None:
+        with contextlib.suppress(Exception):
+            ctx.set_tags({"dlbench.error": error, "mlflow.note.content": f"{status}: {error}"})
+            ctx.log_text(trace or error, "error/traceback.txt")
+    ctx.client.set_terminated(ctx.run_id, status)
+
+
+def _read_back(client, run_id, exp_id, status, error, duration) -> RunResult:
+    """The summary comes from the store itself: what is printed is what was recorded."""
+    run = client.get_run(run_id)
+    return RunResult(
+        run_id=run_id,
+        experiment_id=exp_id,
+        status=run.info.status,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        artifact_uri=run.info.artifact_uri,
+        error=error,
+        duration_s=round(duration, 3),
+    )
+
+
+def _run_tags(entry) -> dict[str, str]:
+    plugin = entry.plugin
+    tags = {
+        "dlbench.version": dlbench.__version__,
+        "dlbench.experiment": entry.value.name,
+        "dlbench.plugin": plugin.name,
+        "dlbench.plugin_distribution": plugin.distribution or "",
+        "dlbench.plugin_version": plugin.version or "",
+        "dlbench.pid": str(os.getpid()),
+        "dlbench.host": socket.gethostname(),
+        "dlbench.python": platform.python_version(),
+        "mlflow.source.name": "dlbench run " + entry.value.name,
+        "mlflow.source.type": "LOCAL",
+    }
+    module = sys.modules.get(getattr(entry.value.run, "__module__", ""), None)
+    source = getattr(module, "__file__", None)
+    commit = _git_commit(Path(source).parent) if source else None
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _git_commit(folder: Path) -> str | None:
+    """The commit of the plugin's source checkout, when it is one (editable installs)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _framework_versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {"dlbench.tensorflow_version": tf.__version__, "dlbench.keras_version": keras.__version__}
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into an exception for the duration of a run (main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+
+        def handler(signum, frame):
+            raise Terminated()
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    else:
+        yield

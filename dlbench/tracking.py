@@ -1,0 +1,253 @@
+"""Everything that talks to MLflow: where the store is, and a logging facade bound to one run.
+
+The default store is SQLite inside ``./mlruns`` (MLflow 3 refuses the old file store), with
+artifacts in ``./mlruns/artifacts``. ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` point
+elsewhere: another SQLite file, PostgreSQL, or an ``http://`` tracking server.
+
+The facade uses :class:`mlflow.MlflowClient` with an explicit run id rather than MLflow's
+fluent "active run" stack, so nested child runs and worker processes can never log into the
+wrong run. ``mlflow`` is imported inside functions: ``dlbench list`` must not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+from dlbench.errors import TrackingError
+
+DEFAULT_STORE_DIR = Path("mlruns")
+
+
+@dataclass(frozen=True)
+class Store:
+    """A tracking store: its URI and, for the default store, where artifacts go."""
+
+    uri: str
+    artifact_root: Path | None = None
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.uri.startswith("sqlite:"):
+            return None
+        path = urlparse(self.uri).path
+        # sqlite:///relative.db parses to "/relative.db"; sqlite:////abs.db to "//abs.db".
+        return Path(path[1:]) if path.startswith("/") else Path(path)
+
+
+def resolve_store(uri: str | None = None) -> Store:
+    """The store a command uses: the given URI, else MLFLOW_TRACKING_URI, else ./mlruns."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        if "://" not in uri and not uri.startswith("sqlite:"):
+            raise TrackingError(
+                f"tracking URI {uri!r} is not a URI; MLflow 3 refuses plain folders"
+                " (fix: sqlite:///path/to/mlflow.db or http://host:port)"
+            )
+        return Store(uri)
+    root = DEFAULT_STORE_DIR.resolve()
+    return Store(f"sqlite:///{root / 'mlflow.db'}", artifact_root=root / "artifacts")
+
+
+def open_store(store: Store):
+    """Create the store if needed, check it is writable, and return an MlflowClient.
+
+    Checked before any training starts, so an unwritable or full store fails in seconds with
+    one clear line instead of after an hour of work.
+    """
+    db = store.sqlite_path
+    if db is not None:
+        _check_writable(db.parent)
+    if store.artifact_root is not None:
+        _check_writable(store.artifact_root)
+    import logging
+
+    from mlflow import MlflowClient
+
+    # MLflow announces schema creation and migrations at INFO; users need only problems.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        if db is None:
+            client = MlflowClient(tracking_uri=store.uri)
+            client.search_experiments(max_results=1)
+        else:
+            from filelock import FileLock
+
+            # Several runs starting at once must not race to create the schema.
+            with FileLock(str(db) + ".lock", timeout=120):
+                client = MlflowClient(tracking_uri=store.uri)
+                client.search_experiments(max_results=1)
+    except Exception as exc:
+        raise TrackingError(f"cannot use tracking store {store.uri}: {_first_line(exc)}") from exc
+    return client
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dlbench-write-check-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise TrackingError(
+            f"tracking store folder {folder} is not writable ({exc.strerror or exc});"
+            " fix: free space or permissions there, or pass --tracking-uri"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def experiment_id(client, name: str, store: Store) -> str:
+    """The id of the MLflow experiment called ``name``, created on first use."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"MLflow experiment {name!r} is deleted; restore it in the UI or pass"
+                " --experiment-name with another name"
+            )
+        return found.experiment_id
+    location = (store.artifact_root / name).as_uri() if store.artifact_root else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Another process created it between our lookup and our create.
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+class Tracker:
+    """Logging calls bound to one MLflow run; what ``ctx.log_*`` does."""
+
+    def __init__(self, client, run_id: str, scratch: Path) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.scratch = scratch
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self.log_metrics({key: value}, step=step)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        batch = [Param(k, _param_text(v)) for k, v in params.items()]
+        self.client.log_batch(self.run_id, params=batch, synchronous=True)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self.client.log_batch(self.run_id, tags=batch, synchronous=True)
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        local_path = Path(local_path)
+        if local_path.is_dir():
+            self.client.log_artifacts(self.run_id, str(local_path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        self.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        """Log a matplotlib figure as an image and close it (figures are not freed otherwise)."""
+        import matplotlib.pyplot as plt
+
+        try:
+            self.client.log_figure(self.run_id, figure, artifact_file)
+        finally:
+            plt.close(figure)
+
+    def log_audio(self, samples, sample_rate: int, artifact_file: str) -> None:
+        """Log a mono signal as a 16-bit .wav: MLflow's artifact viewer plays it."""
+        import numpy as np
+        import soundfile
+
+        path = self._scratch_file(artifact_file)
+        clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+        soundfile.write(path, clipped, int(sample_rate), subtype="PCM_16")
+        self.client.log_artifact(self.run_id, str(path), _parent(artifact_file))
+
+    def log_table(self, rows: list[Mapping[str, Any]], artifact_file: str) -> None:
+        """Log rows of a table as .json (a list of objects) or .csv (by the file's suffix)."""
+        if artifact_file.endswith(".csv"):
+            import csv
+
+            path = self._scratch_file(artifact_file)
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            with open(path, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+            self.client.log_artifact(self.run_id, str(path), _parent(artifact_file))
+        else:
+            self.log_dict([dict(row) for row in rows], artifact_file)
+
+    def log_model(self, model, name: str) -> Path:
+        """Save a Keras model as ``<name>/<name>.keras`` in the run; returns the local folder.
+
+        Extra files a plugin writes into the returned folder before the run ends are not
+        uploaded; log them with :meth:`log_artifact` under the same ``name``.
+        """
+        folder = self.scratch / "models" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save(folder / f"{name}.keras")
+        self.client.log_artifacts(self.run_id, str(folder), name)
+        return folder
+
+    def keras_callback(self, prefix: str = ""):
+        """A Keras callback that logs every epoch's metrics (step = epoch, batched writes)."""
+        from dlbench.keras_logging import MetricsCallback
+
+        return MetricsCallback(self, prefix=prefix)
+
+    def _scratch_file(self, artifact_file: str) -> Path:
+        path = self.scratch / "artifacts" / self.run_id / artifact_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _parent(artifact_file: str) -> str | None:
+    parent = str(Path(artifact_file).parent)
+    return None if parent in ("", ".") else parent
+
+
+def _param_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def ui_command(uri: str | None, host: str, port: int) -> list[str]:
+    """The ``mlflow server`` command line that shows ``uri``, artifacts included."""
+    import sys
+
+    store = resolve_store(uri)
+    if store.uri.startswith(("http://", "https://")):
+        raise TrackingError(f"{store.uri} is already a tracking server: open it in a browser")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store.uri]
+    if store.artifact_root is not None:
+        store.artifact_root.mkdir(parents=True, exist_ok=True)
+        command += ["--artifacts-destination", store.artifact_root.as_uri()]
+    return command + ["--host", host, "--port", str(port)]
