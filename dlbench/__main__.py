@@ -1,3 +1,5 @@
 from dlbench.cli import main
 
-main(prog_name="dlbench")
+# Guarded: a sweep's worker processes (multiprocessing "spawn") import this module again.
+if __name__ == "__main__":
+    main(prog_name="dlbench")

@@ -25,7 +25,10 @@ from dlbench.tables import format_table
 # Subcommands defined in their own modules: name -> "module:attribute".
 COMMANDS = {
     "datasets": "dlbench.commands.datasets:command",
+    "compare": "dlbench.commands.compare:command",
     "denoise": "dlbench.commands.denoise:command",
+    "runs": "dlbench.commands.runs:command",
+    "sweep": "dlbench.commands.sweep:command",
 }
 
 EXIT_INTERRUPTED = 130
@@ -48,6 +51,11 @@ class DlbenchGroup(click.Group):
             return super().invoke(ctx)
         except DlbenchError as exc:
             _report(ctx, f"error: {exc}")
+            ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            # One line, like every other error (click's default adds a usage block).
+            where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx else ""
+            _report(ctx, f"error: {exc.format_message()}{where}")
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -147,8 +155,13 @@ def _range_text(param: dict) -> str:
 @click.option("--run-name", help="MLflow run name [default: MLflow's generated name].")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
               help="MLflow store [default: sqlite:///mlruns/mlflow.db].")
+@click.option("--resume", "resume_run_id", metavar="RUN_ID",
+              help="Continue this run from its last epoch checkpoint, with its own params.")
+@click.option("--strategy", type=click.Choice(["mirrored"]),
+              help="Train on all local GPUs (tf.distribute.MirroredStrategy).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
-def run(name, params, data_path, quick, seed, experiment_name, run_name, tracking_uri, as_json):
+def run(name, params, data_path, quick, seed, experiment_name, run_name, tracking_uri,
+        resume_run_id, strategy, as_json):
     """Run experiment NAME and log it to MLflow."""
     from dlbench.experiment import parse_assignments
     from dlbench.runner import RunRequest, execute
@@ -162,6 +175,8 @@ def run(name, params, data_path, quick, seed, experiment_name, run_name, trackin
         experiment_name=experiment_name,
         run_name=run_name,
         tracking_uri=tracking_uri,
+        resume_run_id=resume_run_id,
+        strategy=strategy,
     )
     registry = _registry()
     with _stdout_to_stderr():
@@ -238,5 +253,7 @@ def ui(port, host, tracking_uri):
     from dlbench.tracking import ui_command
 
     command = ui_command(tracking_uri, host=host, port=port)
+    # MLflow 3's server also starts a job runner and its workers, which a UI does not need.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     click.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)", err=True)
     os.execvp(command[0], command)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from dlbench.experiment import Experiment
+from dlbench.repair import process_tags
 from dlbench.tracking import Tracker
 
 
@@ -44,6 +45,28 @@ class RunContext(Tracker):
         self._registry = registry
         # Shared with child runs: a dataset is loaded once per `dlbench run`.
         self._loaded = {} if loaded is None else loaded
+        # Set by the runner for `--resume RUN_ID` (see dlbench.checkpoints).
+        self.initial_epoch = 0
+        self.resume_checkpoint: Path | None = None
+        # Set by the runner for `--strategy mirrored` (see dlbench.distribute).
+        self.strategy = None
+
+    def strategy_scope(self):
+        """Build and compile the model inside this: the strategy's scope, or a no-op."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def checkpoint_callback(self, every: int = 1):
+        """A Keras callback saving the model into this run every ``every`` epochs (``--resume``)."""
+        from dlbench.checkpoints import checkpoint_callback
+
+        return checkpoint_callback(self, every=every)
+
+    def restore_model(self):
+        """The model of the checkpoint ``--resume`` continues from (optimizer state included),
+        or None on a fresh run: ``model = ctx.restore_model() or build_model()``."""
+        from dlbench.checkpoints import restore_model
+
+        return restore_model(self.resume_checkpoint)
 
     def log(self, message: str) -> None:
         """A progress line for the user; stderr, since stdout carries the --json summary."""
@@ -79,7 +102,8 @@ class RunContext(Tracker):
         run = self.client.create_run(
             self.experiment_id,
             run_name=name,
-            tags={MLFLOW_PARENT_RUN_ID: self.run_id, "dlbench.experiment": self.experiment.name},
+            tags={MLFLOW_PARENT_RUN_ID: self.run_id, "dlbench.experiment": self.experiment.name,
+                  **process_tags()},
         )
         child = RunContext(
             client=self.client,
@@ -94,6 +118,7 @@ class RunContext(Tracker):
             registry=self._registry,
             loaded=self._loaded,
         )
+        child.strategy = self.strategy
         child.log_params({**self.params, "seed": self.seed, "quick": self.quick})
         try:
             yield child

@@ -8,11 +8,11 @@ or KILLED (Ctrl-C / SIGTERM): never left RUNNING.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import dlbench
 from dlbench.errors import DlbenchError, UsageError
 from dlbench.registry import Registry
+from dlbench.repair import process_tags
 from dlbench.tracking import Store, experiment_id, open_store, resolve_store
 
 DEFAULT_SEED = 0
@@ -47,6 +48,10 @@ class RunRequest:
     experiment_name: str | None = None
     run_name: str | None = None
     tracking_uri: str | None = None
+    parent_run_id: str | None = None  # a sweep's trials nest under the sweep's run
+    resume_run_id: str | None = None  # continue this run from its last checkpoint
+    strategy: str | None = None  # "mirrored": tf.distribute over the local devices
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,18 +72,44 @@ class RunResult:
 
 
 def execute(request: RunRequest, registry: Registry, store: Store | None = None) -> RunResult:
+    # Figures are rendered to files, never to a window: no display on servers and CI.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     entry = registry.experiment(request.experiment)
     experiment = entry.value
+    if request.strategy and not experiment.tensorflow:
+        raise UsageError(f"--strategy {request.strategy}: experiment {experiment.name!r} does"
+                         " not use TensorFlow")
+    if request.resume_run_id and request.params:
+        raise UsageError("--resume continues with the run's own params (fix: drop the -p options)")
     params = experiment.resolve_params(request.params, quick=request.quick)
     if request.data_path is not None and not Path(request.data_path).exists():
         raise UsageError(f"--data {request.data_path}: no such file or folder")
     store = store or resolve_store(request.tracking_uri)
     client = open_store(store)
-    exp_id = experiment_id(client, request.experiment_name or experiment.name, store)
 
-    run = client.create_run(exp_id, run_name=request.run_name, tags=_run_tags(entry))
-    run_id = run.info.run_id
-    scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-{run_id[:8]}-"))
+    tags = {**_run_tags(entry), **request.tags}
+    resume = None
+    if request.resume_run_id:
+        from dlbench.checkpoints import load_resume, reopen
+
+        run_id = request.resume_run_id
+        scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-{run_id[:8]}-"))
+        try:
+            resume = load_resume(client, run_id, experiment.name, scratch)
+            params = experiment.resolve_params(resume.params, quick=resume.quick)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        request = dataclasses.replace(request, seed=resume.seed, quick=resume.quick)
+        exp_id = resume.experiment_id
+        reopen(client, resume, tags)
+    else:
+        exp_id = experiment_id(client, request.experiment_name or experiment.name, store)
+        if request.parent_run_id:
+            tags["mlflow.parentRunId"] = request.parent_run_id
+        run = client.create_run(exp_id, run_name=request.run_name, tags=tags)
+        run_id = run.info.run_id
+        scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-{run_id[:8]}-"))
     from dlbench.context import RunContext
 
     ctx = RunContext(
@@ -93,6 +124,8 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
         scratch=scratch,
         registry=registry,
     )
+    if resume is not None:
+        ctx.initial_epoch, ctx.resume_checkpoint = resume.epoch, resume.checkpoint
     status, error, trace = "FAILED", None, None
     started = time.monotonic()
     try:
@@ -100,10 +133,17 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
             ctx.log_params({**params, "seed": request.seed, "quick": request.quick})
             if experiment.tensorflow:
                 ctx.set_tags(_framework_versions())
+            if request.strategy:
+                from dlbench.distribute import make_strategy
+
+                ctx.strategy = make_strategy(request.strategy)
+                ctx.set_tags({"dlbench.strategy": request.strategy,
+                              "dlbench.strategy.replicas": ctx.strategy.num_replicas_in_sync})
             from dlbench.seeding import seed_everything
 
             seed_everything(request.seed, tensorflow=experiment.tensorflow)
-            ctx.log(f"run {run_id} started (store {store.uri})")
+            ctx.log(f"run {run_id} {'resumed from epoch %d' % ctx.initial_epoch if resume else 'started'}"
+                    f" (store {store.uri})")
             experiment.run(ctx)
         status = "FINISHED"
     except (KeyboardInterrupt, Terminated) as exc:
@@ -152,8 +192,7 @@ def _run_tags(entry) -> dict[str, str]:
         "dlbench.plugin": plugin.name,
         "dlbench.plugin_distribution": plugin.distribution or "",
         "dlbench.plugin_version": plugin.version or "",
-        "dlbench.pid": str(os.getpid()),
-        "dlbench.host": socket.gethostname(),
+        **process_tags(),  # host, pid and pid start: how orphans are found (dlbench.repair)
         "dlbench.python": platform.python_version(),
         "mlflow.source.name": "dlbench run " + entry.value.name,
         "mlflow.source.type": "LOCAL",

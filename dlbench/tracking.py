@@ -27,7 +27,7 @@ DEFAULT_STORE_DIR = Path("mlruns")
 
 @dataclass(frozen=True)
 class Store:
-    """A tracking store: its URI and, for the default store, where artifacts go."""
+    """A tracking store: its URI and, for SQLite stores, where new experiments keep artifacts."""
 
     uri: str
     artifact_root: Path | None = None
@@ -50,16 +50,21 @@ def resolve_store(uri: str | None = None) -> Store:
                 f"tracking URI {uri!r} is not a URI; MLflow 3 refuses plain folders"
                 " (fix: sqlite:///path/to/mlflow.db or http://host:port)"
             )
-        return Store(uri)
+        store = Store(uri)
+        db = store.sqlite_path
+        # A SQLite store keeps its artifacts beside the database file, not in the cwd.
+        return Store(uri, artifact_root=db.resolve().parent / "artifacts") if db else store
     root = DEFAULT_STORE_DIR.resolve()
     return Store(f"sqlite:///{root / 'mlflow.db'}", artifact_root=root / "artifacts")
 
 
-def open_store(store: Store):
+def open_store(store: Store, *, repair: bool = True):
     """Create the store if needed, check it is writable, and return an MlflowClient.
 
     Checked before any training starts, so an unwritable or full store fails in seconds with
-    one clear line instead of after an hour of work.
+    one clear line instead of after an hour of work. A SQLite store is switched to WAL mode
+    and its client retries "database is locked", so several runs can share it. ``repair``
+    marks this host's orphaned runs (RUNNING, process gone) FAILED: see :mod:`dlbench.repair`.
     """
     db = store.sqlite_path
     if db is not None:
@@ -73,6 +78,8 @@ def open_store(store: Store):
     # MLflow announces schema creation and migrations at INFO; users need only problems.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if store.uri.startswith(("http://", "https://")):
+        _check_reachable(store.uri)
     try:
         if db is None:
             client = MlflowClient(tracking_uri=store.uri)
@@ -84,9 +91,91 @@ def open_store(store: Store):
             with FileLock(str(db) + ".lock", timeout=120):
                 client = MlflowClient(tracking_uri=store.uri)
                 client.search_experiments(max_results=1)
+                _use_wal(db)
+            client = RetryingClient(client)
     except Exception as exc:
         raise TrackingError(f"cannot use tracking store {store.uri}: {_first_line(exc)}") from exc
+    if repair:
+        from dlbench.repair import repair_orphans_quietly
+
+        repair_orphans_quietly(client)
     return client
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail in seconds when nothing listens at a server URI (MLflow itself retries for minutes)."""
+    import socket
+
+    parsed = urlparse(uri)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=10):
+            pass
+    except OSError as exc:
+        raise TrackingError(
+            f"cannot reach tracking server {uri} ({exc.strerror or exc});"
+            " fix: start it (mlflow server --host ... --port ...) or pass another --tracking-uri"
+        ) from exc
+
+
+def _use_wal(db: Path) -> None:
+    """Write-ahead logging: readers stop blocking the writer, so concurrent runs wait less.
+
+    The mode is stored in the database file, so this costs one pragma per command.
+    """
+    import sqlite3
+
+    connection = sqlite3.connect(str(db), timeout=60)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+LOCKED_MESSAGES = ("database is locked", "database table is locked", "SQLITE_BUSY")
+
+
+def _is_locked(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if any(message in str(exc) for message in LOCKED_MESSAGES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class RetryingClient:
+    """An MlflowClient whose calls are retried, with jittered back-off, while SQLite is locked.
+
+    MLflow sets a 20 s busy timeout, but SQLite still answers "locked" at once when two
+    transactions both try to upgrade from reading to writing; a locked write was rolled
+    back, so calling it again is safe. Everything else passes straight through.
+    """
+
+    def __init__(self, client, attempts: int = 10, first_delay: float = 0.05) -> None:
+        self._client = client
+        self._attempts = attempts
+        self._first_delay = first_delay
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            import random
+
+            delay = self._first_delay
+            for attempt in range(self._attempts):
+                try:
+                    return attribute(*args, **kwargs)
+                except Exception as exc:
+                    if attempt == self._attempts - 1 or not _is_locked(exc):
+                        raise
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 2.0)
+
+        call.__name__ = name
+        return call
 
 
 def _check_writable(folder: Path) -> None:
@@ -222,7 +311,10 @@ class Tracker:
         """A Keras callback that logs every epoch's metrics (step = epoch, batched writes)."""
         from dlbench.keras_logging import MetricsCallback
 
-        return MetricsCallback(self, prefix=prefix)
+        callback = MetricsCallback(self, prefix=prefix)
+        # Checkpoints flush these first, so a resumed run's history has no gap.
+        self._metric_callbacks = [*getattr(self, "_metric_callbacks", []), callback]
+        return callback
 
     def _scratch_file(self, artifact_file: str) -> Path:
         path = self.scratch / "artifacts" / self.run_id / artifact_file

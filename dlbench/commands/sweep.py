@@ -1,0 +1,63 @@
+"""``dlbench sweep NAME -p lr=1e-3,1e-4 -p epochs=5,10``: a grid of runs under one sweep run.
+
+Parsing and printing only; the grid, the backends and the ranking live in :mod:`dlbench.sweep`.
+Exit codes follow ``dlbench run``: 0 when every trial finished, 2 for usage errors (nothing
+written), 1 when a trial failed, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("sweep")
+@click.argument("name")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=V1,V2,...",
+              help="Values of one param (repeatable); the sweep runs every combination.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials at once; the CPU cores are divided among them.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool here; ray: Ray tasks (RAY_ADDRESS picks a cluster).")
+@click.option("--metric", help="Metric that ranks the trials [default: the experiment's first log].")
+@click.option("--mode", type=click.Choice(["min", "max"]),
+              help="Whether smaller or larger --metric is better [default: by its name].")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Where the data is.")
+@click.option("--quick", is_flag=True, help="Smoke mode for every trial.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every trial.")
+@click.option("--experiment-name", help="MLflow experiment to log into [default: NAME].")
+@click.option("--run-name", help="Name of the sweep's parent run.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+              help="MLflow store [default: sqlite:///mlruns/mlflow.db].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+def command(name, params, workers, backend, metric, mode, data_path, quick, seed,
+            experiment_name, run_name, tracking_uri, as_json):
+    """Run experiment NAME over a grid of params, each trial a child run; best first."""
+    from dlbench.cli import EXIT_INTERRUPTED, _registry, _stdout_to_stderr
+    from dlbench.sweep import SweepRequest, parse_grid, run_sweep, summary_rows
+    from dlbench.tables import format_table
+
+    request = SweepRequest(
+        experiment=name, grid=parse_grid(params), workers=workers, backend=backend,
+        quick=quick, seed=seed, data_path=data_path, metric=metric, mode=mode,
+        experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
+    )
+    registry = _registry()
+    with _stdout_to_stderr():
+        result = run_sweep(request, registry, log=lambda line: click.echo(line, err=True))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        rows, columns = summary_rows(result)
+        click.echo(f"sweep {result.run_id} {result.status} in {result.duration_s:.1f} s"
+                   f" ({result.metric or 'no metric'}, {'largest' if result.mode == 'max' else 'smallest'}"
+                   " first)")
+        click.echo(format_table(rows, columns))
+    if result.status == "KILLED":
+        sys.exit(EXIT_INTERRUPTED)
+    if result.status != "FINISHED":
+        click.echo(f"error: sweep {result.run_id} {result.status}: {result.error}", err=True)
+        sys.exit(1)
