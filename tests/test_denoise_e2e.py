@@ -1,0 +1,231 @@
+"""denoise_dense / denoise_conv1d end to end: the real CLI, a real SQLite store, the course data.
+
+Metrics and artifacts are read back through MLflow, as a user of the UI would see them, and
+`dlbench denoise` is applied to a real recording with the model the quick run logged.
+"""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import DATA
+from dlbench.testing import run_cli
+
+COURSE = DATA / "course"
+SCORES = ("snr_db", "snr_in_db", "snr_gain_db", "si_sdr_db", "pesq", "stoi", "oracle_snr_db")
+
+
+def client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    if not COURSE.is_dir():
+        pytest.skip(f"shared course speech data not found at {COURSE}; set DLBENCH_TEST_DATA")
+    return f"sqlite:///{tmp_path_factory.mktemp('denoise-store') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def quick_run(store, tmp_path_factory):
+    """One `dlbench run denoise_dense --quick` shared by the tests below (it takes seconds)."""
+    out = run_cli(["run", "denoise_dense", "--quick", "--json", "--tracking-uri", store,
+                   "--data", str(COURSE)], cwd=tmp_path_factory.mktemp("cwd"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary["status"] == "FINISHED"
+    return summary
+
+
+def test_quick_run_logs_every_score(quick_run, store):
+    metrics = client(store).get_run(quick_run["run_id"]).data.metrics
+    assert set(SCORES) <= set(metrics) and set(SCORES) <= set(quick_run["metrics"])
+    assert {"loss", "val_loss", "train_seconds"} <= set(metrics)
+    assert metrics["snr_gain_db"] == pytest.approx(metrics["snr_db"] - metrics["snr_in_db"])
+    # The oracle (clean magnitude, noisy phase) is the ceiling and well above the input.
+    assert metrics["oracle_snr_db"] > metrics["snr_in_db"] + 5
+    assert 1.0 <= metrics["pesq"] <= 4.7 and 0.0 <= metrics["stoi"] <= 1.0
+    assert [m.step for m in client(store).get_metric_history(quick_run["run_id"], "loss")] == [1]
+
+
+def test_quick_run_input_snr_matches_the_held_out_audio(quick_run, store, tmp_path):
+    """snr_in_db is the seed's SNR of the logged noisy clip against the logged clean one."""
+    mlflow = client(store)
+    folder = mlflow.download_artifacts(quick_run["run_id"], "audio/train_male_heldout", str(tmp_path))
+    noisy, rate = soundfile.read(f"{folder}/noisy.wav", dtype="float64")
+    clean, _ = soundfile.read(f"{folder}/clean.wav", dtype="float64")
+    denoised, _ = soundfile.read(f"{folder}/denoised.wav", dtype="float64")
+    assert rate == 16000 and len(noisy) == len(clean) == len(denoised)
+    by_hand = 10 * math.log10(np.sum(clean**2) / np.sum((clean - noisy) ** 2))
+    # 16-bit wav quantization moves it by far less than 0.01 dB.
+    assert quick_run["metrics"]["snr_in_db"] == pytest.approx(by_hand, abs=0.01)
+
+
+def test_quick_run_artifacts(quick_run, store, tmp_path):
+    mlflow = client(store)
+    run_id = quick_run["run_id"]
+
+    def files(path=None):
+        return {f.path for f in mlflow.list_artifacts(run_id, path)}
+
+    assert {"spectrograms.png", "loss.png", "per_file.csv", "model"} <= files()
+    assert files("model") == {"model/model.keras", "model/spectral_settings.json"}
+    assert files("audio/train_male_heldout") == {
+        f"audio/train_male_heldout/{k}.wav" for k in ("noisy", "denoised", "clean")}
+    # test_x_NN have no clean reference: only noisy and denoised, for listening.
+    for name in ("test_x_01", "test_x_02"):
+        assert files(f"audio/{name}") == {f"audio/{name}/{k}.wav" for k in ("noisy", "denoised")}
+    local = mlflow.download_artifacts(run_id, "model/spectral_settings.json", str(tmp_path))
+    settings = json.loads(open(local).read())
+    assert settings["n_fft"] == 1024 and settings["hop_length"] == 512 and settings["scale"] > 0
+    table = open(mlflow.download_artifacts(run_id, "per_file.csv", str(tmp_path))).read()
+    assert table.startswith("file,") and "train_male_heldout," in table
+
+
+def test_denoise_command_on_a_real_recording(quick_run, store, tmp_path):
+    source = tmp_path / "talk.wav"
+    shutil.copy(COURSE / "test_x_01.wav", source)
+    out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store, str(source)])
+    assert out.returncode == 0, out.stderr[-3000:]
+    noisy, rate = soundfile.read(source)
+    denoised, out_rate = soundfile.read(tmp_path / "talk.denoised.wav")
+    assert out_rate == rate and denoised.shape == noisy.shape
+    assert np.all(np.isfinite(denoised)) and not np.allclose(denoised, noisy, atol=1e-3)
+    assert np.std(denoised) > 0.01 * np.std(noisy)  # not silence
+
+
+def test_denoise_command_resamples_and_keeps_channels_and_length(quick_run, store, tmp_path):
+    import soxr
+
+    noisy, rate = soundfile.read(COURSE / "test_x_01.wav", dtype="float32")
+    fast = soxr.resample(noisy[: 2 * rate], rate, 22050)
+    stereo = np.stack([fast, 0.5 * fast], axis=1)
+    source, target = tmp_path / "in.wav", tmp_path / "out" / "cleaned.wav"
+    target.parent.mkdir()
+    soundfile.write(source, stereo, 22050, subtype="FLOAT")
+    out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store,
+                   str(source), str(target)])
+    assert out.returncode == 0, out.stderr[-3000:]
+    denoised, out_rate = soundfile.read(target)
+    assert out_rate == 22050 and denoised.shape == stereo.shape
+    assert soundfile.info(target).subtype == "FLOAT"
+    # Each channel is denoised on its own: the half-level channel comes out quieter.
+    assert np.std(denoised[:, 1]) < np.std(denoised[:, 0])
+
+
+def test_denoise_command_errors_are_one_clear_line(quick_run, store, tmp_path):
+    recording = tmp_path / "a.wav"
+    shutil.copy(COURSE / "test_x_01.wav", recording)
+
+    unknown = run_cli(["denoise", "--run", "0" * 32, "--tracking-uri", store, str(recording)])
+    assert unknown.returncode == 1 and "not found" in unknown.stderr.strip().splitlines()[-1]
+
+    experiment = client(store).create_experiment("other")
+    other = client(store).create_run(experiment).info.run_id
+    not_denoiser = run_cli(["denoise", "--run", other, "--tracking-uri", store, str(recording)])
+    assert not_denoiser.returncode == 2
+    assert "is not a denoiser" in not_denoiser.stderr.strip().splitlines()[-1]
+
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio at all")
+    for path, message in ((bad, "not a readable audio file"), (tmp_path / "missing.wav", "no such file")):
+        out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store, str(path)])
+        assert out.returncode == 1 and message in out.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in out.stderr
+    assert not (tmp_path / "bad.denoised.wav").exists()
+
+
+def test_dead_output_check_stops_training_on_all_zero_output():
+    """The guard against the known failure: a ReLU output that is zero everywhere."""
+    import keras
+
+    from dlbench_plugins.denoise import build_dense, dead_output_check
+
+    x = np.random.default_rng(0).random((64, 513, 1)).astype("float32")
+    model = build_dense(x.shape[1:], {})
+    last = model.layers[-1]
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()[:1]]
+                     + [np.full_like(last.get_weights()[1], -1.0)])  # output = relu(-1) = 0
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    check = dead_output_check(x[:16])
+    history = model.fit(x, x[:, :, 0], epochs=5, verbose=0, callbacks=[check])
+    assert check.dead_at_epoch == 1 and len(history.history["loss"]) == 1
+
+    alive = build_dense(x.shape[1:], {})
+    alive.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    check = dead_output_check(x[:16])
+    alive.fit(x, x[:, :, 0], epochs=2, verbose=0, callbacks=[check])
+    assert check.dead_at_epoch is None
+
+
+@pytest.mark.slow
+def test_short_real_training_beats_the_noisy_input(store, tmp_path):
+    out = run_cli(["run", "denoise_dense", "-p", "epochs=15", "--json", "--tracking-uri", store,
+                   "--data", str(COURSE)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads(out.stdout)["metrics"]
+    # Held-out 15 % of the course pair: the input scores 3.3 dB there.
+    assert metrics["snr_in_db"] == pytest.approx(3.3, abs=0.1)
+    assert metrics["snr_db"] > metrics["snr_in_db"] + 3
+    assert metrics["si_sdr_db"] > metrics["si_sdr_in_db"]
+
+
+class FakeContext:
+    """The few ctx members ``train`` uses, recording what it logs."""
+
+    def __init__(self, **params):
+        self.params = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 16, "validation_split": 0.25,
+                       "patience": 5, "dead_output_retries": 1, **params}
+        self.seed, self.tags, self.lines = 0, {}, []
+
+    def keras_callback(self):
+        import keras
+
+        return keras.callbacks.Callback()
+
+    def log_metrics(self, metrics):
+        pass
+
+    def set_tags(self, tags):
+        self.tags.update(tags)
+
+    def log(self, line):
+        self.lines.append(line)
+
+
+def dead_first(dead_attempts):
+    """A dense builder whose first ``dead_attempts`` models have an all-zero ReLU output."""
+    from dlbench_plugins.denoise import build_dense
+
+    built = []
+
+    def build(shape, params):
+        model = build_dense(shape, params)
+        if len(built) < dead_attempts:
+            last = model.layers[-1]
+            kernel, bias = last.get_weights()
+            last.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
+        built.append(model)
+        return model
+
+    return build
+
+
+def test_dead_output_is_retried_then_fails_loudly():
+    from dlbench_plugins.denoise import train
+
+    x = np.random.default_rng(0).random((64, 513, 1)).astype("float32")
+    ctx = FakeContext()
+    model, _ = train(ctx, dead_first(1), x, x[:, :, 0])
+    assert np.any(model.predict(x[:8], verbose=0) > 0)
+    assert "collapsed to all zeros at epoch 1" in ctx.tags["dlbench.dead_output"]
+    assert ctx.tags["dlbench.train_attempts"] == 2 and "learning_rate=0.001" in ctx.lines[0]
+
+    with pytest.raises(RuntimeError, match="all zeros"):
+        train(FakeContext(dead_output_retries=1), dead_first(2), x, x[:, :, 0])
