@@ -48,7 +48,6 @@ def bare_keras_seconds(name: str, summary: dict, data: str | None, quick: bool) 
     No MLflow and no dead-output check; early stopping is kept since it is part of the recipe.
     """
     import keras
-    import numpy as np
 
     from dlbench.datasets.speech import load_speech
     from dlbench_plugins import denoise

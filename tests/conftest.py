@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from dlbench.testing import fake_distribution
+from toy_plugin import TOY_PLUGIN
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("DLBENCH_TEST_DATA", REPO.parent / "shared" / "data"))
 
@@ -44,3 +47,14 @@ def _isolated_data_root(tmp_path_factory, monkeypatch):
     """Caches and synthesized data go to a per-session temp dir, never the user's cache."""
     if "DLBENCH_DATA" not in os.environ:
         monkeypatch.setenv("DLBENCH_DATA", str(tmp_path_factory.getbasetemp() / "dlbench-data"))
+
+
+@pytest.fixture
+def toy_env(tmp_path) -> dict[str, str]:
+    """Environment for `dlbench` subprocesses that see the toy plugin (tests/toy_plugin.py) only.
+
+    The allow-list keeps these tests independent of whatever else is installed.
+    """
+    root = fake_distribution(tmp_path / "site", "toy_plugin_dist", TOY_PLUGIN)
+    return {"PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+            "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist"}

@@ -9,16 +9,7 @@ import time
 
 import pytest
 
-from dlbench.testing import fake_distribution, run_cli
-from toy_plugin import TOY_PLUGIN
-
-
-@pytest.fixture
-def toy_env(tmp_path):
-    root = fake_distribution(tmp_path / "site", "toy_plugin_dist", TOY_PLUGIN)
-    # The allow-list keeps these tests independent of whatever else is installed.
-    return {"PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-            "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist"}
+from dlbench.testing import run_cli
 
 
 def client(uri):

@@ -7,18 +7,9 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from dlbench.repair import process_alive, process_start, process_tags
 from dlbench.testing import fake_distribution, run_cli
-from toy_plugin import TOY_PLUGIN
-
-
-@pytest.fixture
-def toy_env(tmp_path):
-    root = fake_distribution(tmp_path / "site", "toy_plugin_dist", TOY_PLUGIN)
-    return {"PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-            "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist"}
 
 
 def client(uri):

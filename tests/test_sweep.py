@@ -6,16 +6,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from dlbench.sweep import default_mode, expand_grid, rank, split_values, thread_budget
 from dlbench.testing import fake_distribution, run_cli
-from toy_plugin import TOY_PLUGIN
 
 FLAKY_PLUGIN = '''
 import os
 import time
+from pathlib import Path
 
 from dlbench import Experiment, Param, hookimpl
 
@@ -43,11 +44,11 @@ def dlbench_experiments():
 
 
 @pytest.fixture
-def toy_env(tmp_path):
-    root = fake_distribution(tmp_path / "site", "toy_plugin_dist", TOY_PLUGIN)
-    fake_distribution(root, "flaky_plugin", FLAKY_PLUGIN)
-    return {"PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-            "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist,flaky_plugin"}
+def toy_env(toy_env):
+    """The toy plugin (conftest) plus one whose trials fail on demand."""
+    root = toy_env["PYTHONPATH"].split(os.pathsep)[0]
+    fake_distribution(Path(root), "flaky_plugin", FLAKY_PLUGIN)
+    return {**toy_env, "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist,flaky_plugin"}
 
 
 def client(uri):

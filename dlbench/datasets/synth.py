@@ -122,7 +122,6 @@ def load_synth(*, quick: bool = False, seed: int = 0):
     from dlbench.datasets.cache import array_digest, cached_arrays
     from dlbench.datasets.speech import SpeechClip, SpeechData
 
-    size = QUICK if quick else FULL
     key = {"version": SYNTH_VERSION, "seed": int(seed), "quick": bool(quick),
            "espeak": espeak_version(), "rate": SAMPLE_RATE}
     arrays = cached_arrays("synth", key, lambda: generate_in_fresh_process(quick, seed))
