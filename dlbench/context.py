@@ -50,9 +50,11 @@ class RunContext(Tracker):
         self.resume_checkpoint: Path | None = None
         # Set by the runner for `--strategy mirrored` (see dlbench.distribute).
         self.strategy = None
+        self.strategy_used = False  # whether the experiment built a model in strategy_scope()
 
     def strategy_scope(self):
         """Build and compile the model inside this: the strategy's scope, or a no-op."""
+        self.strategy_used = True
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def checkpoint_callback(self, every: int = 1):
@@ -129,4 +131,6 @@ class RunContext(Tracker):
                 child.log_text(traceback.format_exc(), "error/traceback.txt")
             self.client.set_terminated(child.run_id, status)
             raise
+        finally:
+            self.strategy_used |= child.strategy_used
         self.client.set_terminated(child.run_id, "FINISHED")

@@ -145,6 +145,10 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
             ctx.log(f"run {run_id} {'resumed from epoch %d' % ctx.initial_epoch if resume else 'started'}"
                     f" (store {store.uri})")
             experiment.run(ctx)
+            if request.strategy and not ctx.strategy_used:
+                ctx.log(f"warning: --strategy {request.strategy} had no effect: this experiment"
+                        " builds its models outside ctx.strategy_scope()")
+                ctx.set_tags({"dlbench.strategy.used": "false"})
         status = "FINISHED"
     except (KeyboardInterrupt, Terminated) as exc:
         status = "KILLED"

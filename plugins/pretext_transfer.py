@@ -93,9 +93,10 @@ def train_pretext(ctx, images, test_images):
 
     p = ctx.params
     x, y = pretext_views(images)
-    model = small_cnn(len(PRETEXT_CLASSES), name="pretext")
-    model.compile(optimizer=keras.optimizers.Adam(p["pretext_lr"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with ctx.strategy_scope():  # all local GPUs with --strategy mirrored; else a no-op
+        model = small_cnn(len(PRETEXT_CLASSES), name="pretext")
+        model.compile(optimizer=keras.optimizers.Adam(p["pretext_lr"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
     model.fit(batches(x, y, p["pretext_batch_size"], shuffle=True, seed=ctx.seed),
               epochs=p["pretext_epochs"], callbacks=[ctx.keras_callback()], verbose=0)
@@ -181,7 +182,8 @@ def run(ctx):
 
         with ctx.child(name) as child:
             keras.utils.set_random_seed(ctx.seed + 1)  # same fresh head in both
-            model = downstream_model(source, p)
+            with ctx.strategy_scope():
+                model = downstream_model(source, p)
             started = time.perf_counter()
             model.fit(train, epochs=p["epochs"], verbose=0,
                       callbacks=[child.keras_callback(), evaluate_every(p["eval_every"], test, report)])
