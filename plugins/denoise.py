@@ -30,30 +30,79 @@ MODEL_NAME = "model"
 
 
 def load_features(ctx):
-    """Speech clips, their cached STFTs, the spectral settings and the training arrays."""
+    """Speech clips, their cached STFTs, the spectral settings, and the fit and validation arrays.
+
+    Validation is the last ``validation_split`` of the training frames, as Keras would take
+    it, but split off here *before* augmentation so that early stopping only ever sees real
+    recordings; the ``remix`` copies are made of the remaining frames' audio only.
+    """
     import numpy as np
 
     from dlbench import spectral
     from dlbench.datasets.speech import spectrograms
 
+    p = ctx.params
     data = ctx.data("speech")
     stfts = spectrograms(data, n_fft=spectral.N_FFT, hop=spectral.HOP_LENGTH)
     noisy = [np.abs(stfts[f"train/{i}/noisy"]) for i in range(len(data.train))]
     clean = [np.abs(stfts[f"train/{i}/clean"]) for i in range(len(data.train))]
     settings = spectral.SpectralSettings(
         sample_rate=data.sample_rate,
-        compression=ctx.params["compression"],
-        context=ctx.params["context"],
+        compression=p["compression"],
+        context=p["context"],
     )
     settings = spectral.fit_scale(np.concatenate(noisy), settings)
     # Context is stacked clip by clip, so no example mixes the end of one clip with the
     # start of the next.
     x = np.concatenate([spectral.model_input(m, settings) for m in noisy])
     y = np.concatenate([spectral.model_target(m, settings) for m in clean])
-    return data, stfts, settings, x, y
+    split = int(len(x) * (1 - p["validation_split"]))
+    validation = (x[split:], y[split:])
+
+    rng = np.random.default_rng(ctx.seed)
+    fit_x, fit_y = [x[:split]], [y[:split]]
+    for _ in range(p["remix"]):
+        frames, start = [], 0
+        for clip, magnitude in zip(data.train, noisy):
+            count = min(len(magnitude), max(split - start, 0))  # this clip's frames before the split
+            start += len(magnitude)
+            if count:
+                audio = remix_noise(clip, count * settings.hop_length, rng, p["remix_gain"])
+                remixed = spectral.magnitude_phase(audio, settings)[0][:count]
+                frames.append(spectral.model_input(remixed, settings))
+        fit_x.append(np.concatenate(frames))
+        fit_y.append(y[:split])
+    return data, stfts, settings, np.concatenate(fit_x), np.concatenate(fit_y), validation
+
+
+def remix_noise(clip, length, rng, gain_jitter):
+    """The clip's first ``length`` samples of clean speech plus its own noise there, circularly
+    shifted and rescaled.
+
+    The training pairs are sample-aligned with additive noise, so ``noisy - clean`` is the
+    noise itself. Sliding it to a random offset (and a gain within 1 +/- ``gain_jitter``)
+    gives the same speech under new noise: with only a couple of thousand frames, the model
+    otherwise learns the particular noise it was shown. Only audio before the validation
+    frames is used, so early stopping never scores noise the model was trained on.
+    """
+    import numpy as np
+
+    clean = clip.clean[:length]
+    noise = clip.noisy[:length] - clean
+    shift = int(rng.integers(1, len(noise))) if len(noise) > 1 else 0
+    gain = rng.uniform(1 - gain_jitter, 1 + gain_jitter)
+    return (clean + gain * np.roll(noise, shift)).astype(np.float32)
 
 
 # -- models ------------------------------------------------------------------------------------
+
+
+def dropout(params):
+    """A Dropout layer before the output Dense when ``dropout`` is set (none at 0)."""
+    from keras import layers
+
+    rate = params.get("dropout", 0.0)
+    return [layers.Dropout(rate)] if rate > 0 else []
 
 
 def build_dense(input_shape, params):
@@ -65,6 +114,7 @@ def build_dense(input_shape, params):
             keras.Input(input_shape),
             layers.Flatten(),
             layers.Dense(256, activation="elu", kernel_initializer="he_normal"),
+            *dropout(params),
             layers.Dense(input_shape[0], activation="relu", kernel_initializer="he_normal"),
         ],
         name="denoise_dense",
@@ -84,6 +134,7 @@ def build_conv1d(input_shape, params):
             layers.Conv1D(256, size, padding="same", activation="elu", kernel_initializer="he_normal"),
             layers.MaxPooling1D(2),
             layers.Flatten(),
+            *dropout(params),  # the Flatten -> Dense(513) step holds nearly all the weights
             layers.Dense(input_shape[0], activation="relu", kernel_initializer="he_normal"),
         ],
         name="denoise_conv1d",
@@ -116,8 +167,12 @@ def dead_output_check(probe):
     return DeadOutputCheck()
 
 
-def train(ctx, build, x, y):
-    """Fit with early stopping; on a dead output, retry from a fresh start at a quarter of the step."""
+def train(ctx, build, x, y, validation=None):
+    """Fit with early stopping; on a dead output, retry from a fresh start at a quarter of the step.
+
+    ``validation`` is an ``(x, y)`` pair held out for early stopping; without it Keras takes
+    the last ``validation_split`` of ``x``.
+    """
     import keras
     import numpy as np
 
@@ -126,26 +181,35 @@ def train(ctx, build, x, y):
     learning_rate = p["learning_rate"]
     for attempt in range(1, p["dead_output_retries"] + 2):
         keras.utils.set_random_seed(ctx.seed + attempt - 1)
-        model = build(x.shape[1:], p)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+        with ctx.strategy_scope():  # all local GPUs with --strategy mirrored; else a no-op
+            # `dlbench run --resume RUN_ID` continues from the run's last checkpoint.
+            model = ctx.restore_model() if attempt == 1 else None
+            initial_epoch = ctx.initial_epoch if model is not None else 0
+            if model is None:
+                model = build(x.shape[1:], p)
+                model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
         dead = dead_output_check(probe)
         callbacks = [
             ctx.keras_callback(),
             keras.callbacks.EarlyStopping(patience=p["patience"], restore_best_weights=True),
             dead,
         ]
+        if p["checkpoint_every"]:
+            callbacks.append(ctx.checkpoint_callback(every=p["checkpoint_every"]))
         started = time.perf_counter()
         history = model.fit(
             x, y,
+            initial_epoch=initial_epoch,
             epochs=p["epochs"],
             batch_size=p["batch_size"],
-            validation_split=p["validation_split"],
+            validation_data=validation,
+            validation_split=0.0 if validation is not None else p["validation_split"],
             callbacks=callbacks,
             verbose=0,
         )
         seconds = time.perf_counter() - started
         if dead.dead_at_epoch is None:
-            ctx.log_metrics({"train_seconds": seconds, "epochs_trained": len(history.history["loss"])})
+            ctx.log_metrics({"train_seconds": seconds, "epochs_trained": initial_epoch + len(history.history["loss"])})
             ctx.set_tags({"dlbench.train_attempts": attempt})
             if attempt == 1:
                 ctx.set_tags({"dlbench.dead_output": "no"})
@@ -279,11 +343,14 @@ def plot_loss(history):
 
 
 def run_experiment(ctx, build):
-    data, stfts, settings, x, y = load_features(ctx)
-    ctx.log(f"{len(x)} training frames, input {x.shape[1:]}, {data.layout} data")
+    data, stfts, settings, x, y, validation = load_features(ctx)
+    ctx.log(
+        f"{len(x)} training frames ({ctx.params['remix']} noise remixes),"
+        f" {len(validation[0])} validation frames, input {x.shape[1:]}, {data.layout} data"
+    )
     ctx.log_dict(data.describe(), "data.json")
 
-    model, history = train(ctx, build, x, y)
+    model, history = train(ctx, build, x, y, validation)
 
     rows, examples = evaluate(ctx, model, data, stfts, settings)
     ctx.log_table(rows, "per_file.csv")
@@ -312,7 +379,8 @@ def run_conv1d(ctx):
     run_experiment(ctx, build_conv1d)
 
 
-def common_params(*, learning_rate, epochs, batch_size, patience, compression, context):
+def common_params(*, learning_rate, epochs, batch_size, patience, compression, context,
+                  remix, remix_gain, dropout):
     return (
         Param("learning_rate", float, learning_rate, "Adam step size", low=0.0),
         Param("epochs", int, epochs, "most epochs (early stopping usually ends sooner)", low=1),
@@ -325,8 +393,17 @@ def common_params(*, learning_rate, epochs, batch_size, patience, compression, c
               "magnitude compression of input and target", choices=("log1p", "none")),
         Param("context", int, context,
               "neighbouring STFT frames on each side fed with each frame", low=0, high=16),
+        Param("remix", int, remix,
+              "extra noisy copies of the training audio: its clean speech plus its own noise"
+              " circularly shifted by a random (seeded) offset", low=0, high=32),
+        Param("remix_gain", float, remix_gain,
+              "each remix scales its noise by a random gain in 1 +/- this", low=0.0, high=0.9),
+        Param("dropout", float, dropout,
+              "dropout rate before the output Dense (0: no Dropout layer)", low=0.0, high=0.9),
         Param("dead_output_retries", int, 2,
               "fresh restarts (each at 1/4 the learning rate) if the output dies", low=0, high=5),
+        Param("checkpoint_every", int, 10,
+              "save the model into the run every N epochs, for --resume (0: never)", low=0),
     )
 
 
@@ -334,7 +411,7 @@ LOGS = (
     "snr_db", "snr_in_db", "snr_gain_db", "si_sdr_db", "pesq", "stoi", "oracle_snr_db",
     "loss", "val_loss", "train_seconds",
 )
-QUICK = {"epochs": 1}
+QUICK = {"epochs": 1, "remix": 0}
 
 
 @hookimpl
@@ -346,7 +423,7 @@ def dlbench_experiments():
             run=run_dense,
             params=common_params(
                 learning_rate=1e-3, epochs=200, batch_size=32, patience=10,
-                compression="log1p", context=0,
+                compression="log1p", context=0, remix=0, remix_gain=0.3, dropout=0.0,
             ),
             datasets=("speech",),
             logs=LOGS,
@@ -357,8 +434,10 @@ def dlbench_experiments():
             summary="Speech denoising: Conv1D over frequency, context frames as channels -> Dense(513, ReLU)",
             run=run_conv1d,
             params=common_params(
-                learning_rate=3e-4, epochs=60, batch_size=64, patience=8,
-                compression="log1p", context=0,
+                # Two noise remixes: 10.02 / 10.06 dB (seeds 0 / 1) on the course hold-out
+                # against 9.81 without, in fewer epochs.
+                learning_rate=3e-4, epochs=40, batch_size=64, patience=6,
+                compression="log1p", context=0, remix=2, remix_gain=0.3, dropout=0.0,
             )
             + (Param("kernel_size", int, 3, "Conv1D kernel size along frequency", low=1, high=63),),
             datasets=("speech",),

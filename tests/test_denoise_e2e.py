@@ -181,8 +181,17 @@ class FakeContext:
 
     def __init__(self, **params):
         self.params = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 16, "validation_split": 0.25,
-                       "patience": 5, "dead_output_retries": 1, **params}
+                       "patience": 5, "dead_output_retries": 1, "checkpoint_every": 0, **params}
         self.seed, self.tags, self.lines = 0, {}, []
+        self.initial_epoch = 0
+
+    def strategy_scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def restore_model(self):
+        return None
 
     def keras_callback(self):
         import keras
