@@ -45,8 +45,7 @@ def checkpoint_callback(tracker, every: int = 1):
 
 def save_checkpoint(tracker, model, epoch: int) -> None:
     # Metrics first: a resumed run must find the history complete up to its checkpoint.
-    for callback in getattr(tracker, "_metric_callbacks", ()):
-        callback.flush()
+    tracker.flush_metrics()
     folder = tracker.scratch / FOLDER / tracker.run_id
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / MODEL_FILE)

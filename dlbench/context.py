@@ -127,6 +127,7 @@ class RunContext(Tracker):
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
             with contextlib.suppress(Exception):
+                child.flush_metrics()
                 child.set_tags({"dlbench.error": f"{type(exc).__name__}: {exc}"})
                 child.log_text(traceback.format_exc(), "error/traceback.txt")
             self.client.set_terminated(child.run_id, status)

@@ -166,6 +166,8 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
 
 def _end_run(ctx, status: str, error: str | None, trace: str | None) -> None:
     """Record how the run ended. Best effort on the error path: the store may be the problem."""
+    with contextlib.suppress(Exception):
+        ctx.flush_metrics()
     if error is not None:
         with contextlib.suppress(Exception):
             ctx.set_tags({"dlbench.error": error, "mlflow.note.content": f"{status}: {error}"})

@@ -307,6 +307,12 @@ class Tracker:
         self.client.log_artifacts(self.run_id, str(folder), name)
         return folder
 
+    def flush_metrics(self) -> None:
+        """Write what Keras callbacks still buffer: before a checkpoint, and when a run ends
+        early (a failed or killed run keeps its curve up to the last epoch)."""
+        for callback in getattr(self, "_metric_callbacks", ()):
+            callback.flush()
+
     def keras_callback(self, prefix: str = ""):
         """A Keras callback that logs every epoch's metrics (step = epoch, batched writes)."""
         from dlbench.keras_logging import MetricsCallback
