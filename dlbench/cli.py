@@ -143,23 +143,36 @@ def _range_text(param: dict) -> str:
     return ""
 
 
+RUN_OPTIONS = (
+    click.option("--data", "data_path", type=click.Path(path_type=Path),
+                 help="Where the data is (the layout is detected; see: dlbench datasets)."),
+    click.option("--quick", is_flag=True, help="Smoke mode: tiny data, one epoch, seconds."),
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed for python, numpy, TF."),
+    click.option("--experiment-name", help="MLflow experiment to log into [default: NAME]."),
+    click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                 help="MLflow store [default: sqlite:///mlruns/mlflow.db]."),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout."),
+)
+
+
+def run_options(command):
+    """The options ``run`` and ``sweep`` share: data, smoke mode, seed, store, JSON output."""
+    for option in reversed(RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("name")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Set a param (repeatable); values are parsed by the declared type.")
-@click.option("--data", "data_path", type=click.Path(path_type=Path),
-              help="Where the data is (the layout is detected; see: dlbench datasets).")
-@click.option("--quick", is_flag=True, help="Smoke mode: tiny data, one epoch, seconds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for python, numpy, TF.")
-@click.option("--experiment-name", help="MLflow experiment to log into [default: NAME].")
+@run_options
 @click.option("--run-name", help="MLflow run name [default: MLflow's generated name].")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-              help="MLflow store [default: sqlite:///mlruns/mlflow.db].")
 @click.option("--resume", "resume_run_id", metavar="RUN_ID",
               help="Continue this run from its last epoch checkpoint, with its own params.")
 @click.option("--strategy", type=click.Choice(["mirrored"]),
               help="Train on all local GPUs (tf.distribute.MirroredStrategy).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 def run(name, params, data_path, quick, seed, experiment_name, run_name, tracking_uri,
         resume_run_id, strategy, as_json):
     """Run experiment NAME and log it to MLflow."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
+
+from dlbench.cli import run_options
 
 
 @click.command("sweep")
@@ -25,14 +26,8 @@ import click
 @click.option("--metric", help="Metric that ranks the trials [default: the experiment's first log].")
 @click.option("--mode", type=click.Choice(["min", "max"]),
               help="Whether smaller or larger --metric is better [default: by its name].")
-@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Where the data is.")
-@click.option("--quick", is_flag=True, help="Smoke mode for every trial.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every trial.")
-@click.option("--experiment-name", help="MLflow experiment to log into [default: NAME].")
+@run_options
 @click.option("--run-name", help="Name of the sweep's parent run.")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-              help="MLflow store [default: sqlite:///mlruns/mlflow.db].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 def command(name, params, workers, backend, metric, mode, data_path, quick, seed,
             experiment_name, run_name, tracking_uri, as_json):
     """Run experiment NAME over a grid of params, each trial a child run; best first."""
