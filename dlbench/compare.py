@@ -20,10 +20,10 @@ from typing import Any, Sequence
 
 from dlbench.errors import UsageError
 from dlbench.experiment import NAME_RE
+from dlbench.tracking import search_all_runs
 
 PARENT_TAG = "mlflow.parentRunId"
 EXPERIMENT_TAG = "dlbench.experiment"
-PAGE = 1000
 
 
 @dataclass
@@ -45,37 +45,14 @@ class RunRow:
 
 def find_runs(client, name: str, *, last: int | None = None, children: bool = False) -> list:
     """The MLflow runs of dlbench experiment ``name``, newest first."""
-    from mlflow.entities import ViewType
-
-    experiment_ids = [e.experiment_id for e in _all_experiments(client)]
-    if not experiment_ids:
-        return []
-    runs, token = [], None
     if not NAME_RE.match(name):
         raise UsageError(
             f"{name!r} is not an experiment name (lower_snake_case; see: dlbench list)"
         )
-    query = f"tags.`{EXPERIMENT_TAG}` = '{name}'"
-    while True:
-        page = client.search_runs(
-            experiment_ids, filter_string=query, run_view_type=ViewType.ACTIVE_ONLY,
-            max_results=PAGE, order_by=["attributes.start_time DESC"], page_token=token,
-        )
-        runs.extend(r for r in page if children or PARENT_TAG not in r.data.tags)
-        token = page.token
-        if not token:
-            break
+    found = search_all_runs(client, f"tags.`{EXPERIMENT_TAG}` = '{name}'",
+                            order_by=["attributes.start_time DESC"])
+    runs = [r for r in found if children or PARENT_TAG not in r.data.tags]
     return runs[:last] if last else runs
-
-
-def _all_experiments(client) -> list:
-    found, token = [], None
-    while True:
-        page = client.search_experiments(max_results=PAGE, page_token=token)
-        found.extend(page)
-        token = page.token
-        if not token:
-            return found
 
 
 def rows_for(runs: Sequence, metrics: Sequence[str] = (), descending: bool = False) -> list[RunRow]:

@@ -75,20 +75,22 @@ def process_alive(pid: int, start: str | None = None) -> bool:
     return start is None or len(fields) <= 19 or fields[19] == start
 
 
+def running_runs(client, host: str | None = None) -> list:
+    """Runs marked RUNNING over all active experiments; only ``host``'s when it is given."""
+    from dlbench.tracking import search_all_runs
+
+    query = "attributes.status = 'RUNNING'"
+    if host is not None:
+        quoted = host.replace("'", "\\'")
+        query += f" and tags.`{HOST_TAG}` = '{quoted}'"
+    return search_all_runs(client, query)
+
+
 def find_orphans(client, host: str | None = None) -> list[Orphan]:
     """This host's RUNNING runs, over all active experiments, whose process is gone."""
     host = host or socket.gethostname()
-    experiment_ids = [e.experiment_id for e in client.search_experiments(max_results=50000)]
-    if not experiment_ids:
-        return []
-    quoted = host.replace("'", "\\'")
-    runs = client.search_runs(
-        experiment_ids,
-        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{quoted}'",
-        max_results=50000,
-    )
     orphans = []
-    for run in runs:
+    for run in running_runs(client, host):
         tags = run.data.tags
         try:
             pid = int(tags.get(PID_TAG, ""))

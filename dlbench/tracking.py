@@ -58,8 +58,11 @@ def resolve_store(uri: str | None = None) -> Store:
     return Store(f"sqlite:///{root / 'mlflow.db'}", artifact_root=root / "artifacts")
 
 
-def open_store(store: Store, *, repair: bool = True):
+def open_store(store: Store, *, repair: bool = True, create: bool = True):
     """Create the store if needed, check it is writable, and return an MlflowClient.
+
+    Commands that only read (``compare``, ``runs``, ``denoise``) pass ``create=False``: a
+    mistyped SQLite path is then an error, not a new empty store.
 
     Checked before any training starts, so an unwritable or full store fails in seconds with
     one clear line instead of after an hour of work. A SQLite store is switched to WAL mode
@@ -67,6 +70,10 @@ def open_store(store: Store, *, repair: bool = True):
     marks this host's orphaned runs (RUNNING, process gone) FAILED: see :mod:`dlbench.repair`.
     """
     db = store.sqlite_path
+    if db is not None and not create and not db.is_file():
+        raise TrackingError(
+            f"no tracking store at {db} (fix: run an experiment first, or pass --tracking-uri)"
+        )
     if db is not None:
         _check_writable(db.parent)
     if store.artifact_root is not None:
@@ -195,6 +202,31 @@ def _check_writable(folder: Path) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def all_experiment_ids(client) -> list[str]:
+    """Ids of every active MLflow experiment in the store, page by page."""
+    found, token = [], None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        found.extend(e.experiment_id for e in page)
+        token = page.token
+        if not token:
+            return found
+
+
+def search_all_runs(client, filter_string: str, order_by: list[str] | None = None) -> list:
+    """Every active run of every experiment matching ``filter_string``, page by page."""
+    experiment_ids = all_experiment_ids(client)
+    runs, token = [], None
+    while experiment_ids:
+        page = client.search_runs(experiment_ids, filter_string=filter_string,
+                                  order_by=order_by, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return runs
 
 
 def experiment_id(client, name: str, store: Store) -> str:

@@ -30,20 +30,14 @@ import click
 def command(name, metrics, descending, last, children, plot, tracking_uri, as_json):
     """Compare the runs of experiment NAME: differing params and final metrics."""
     from dlbench.compare import find_runs, plot_histories, rows_for, table
-    from dlbench.errors import TrackingError, UsageError
+    from dlbench.errors import UsageError
     from dlbench.tables import format_table
     from dlbench.tracking import open_store, resolve_store
 
     if plot is not None and not metrics:
         raise UsageError("--plot needs at least one --metric to draw (fix: --metric loss)")
     store = resolve_store(tracking_uri)
-    # Reading must not create an empty store where the user mistyped a path.
-    if store.sqlite_path is not None and not store.sqlite_path.is_file():
-        raise TrackingError(
-            f"no tracking store at {store.sqlite_path} (fix: run an experiment first,"
-            " or pass --tracking-uri)"
-        )
-    client = open_store(store)
+    client = open_store(store, create=False)
     runs = find_runs(client, name, last=last, children=children)
     if not runs:
         raise UsageError(

@@ -86,7 +86,7 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
     from dlbench.spectral import SpectralSettings
     from dlbench.tracking import open_store, resolve_store
 
-    client = open_store(resolve_store(tracking_uri))
+    client = open_store(resolve_store(tracking_uri), create=False)
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:

@@ -23,22 +23,15 @@ def command(repair, tracking_uri, as_json):
     import socket
 
     from dlbench.errors import TrackingError
-    from dlbench.repair import HOST_TAG, PID_TAG, find_orphans, repair_orphans
+    from dlbench.repair import HOST_TAG, PID_TAG, find_orphans, repair_orphans, running_runs
     from dlbench.tables import format_table
     from dlbench.tracking import open_store, resolve_store
 
     store = resolve_store(tracking_uri)
-    if store.sqlite_path is not None and not store.sqlite_path.is_file():
-        raise TrackingError(
-            f"no tracking store at {store.sqlite_path} (fix: pass --tracking-uri)"
-        )
-    client = open_store(store, repair=False)
+    client = open_store(store, repair=False, create=False)
     try:
         orphans = repair_orphans(client) if repair else find_orphans(client)
-        ids = [e.experiment_id for e in client.search_experiments(max_results=50000)]
-        running = client.search_runs(
-            ids, filter_string="attributes.status = 'RUNNING'", max_results=50000
-        ) if ids else []
+        running = running_runs(client)
     except Exception as exc:
         raise TrackingError(f"cannot search runs in {store.uri}: {exc}") from exc
     orphan_ids = {o.run_id for o in orphans}
