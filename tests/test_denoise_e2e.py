@@ -134,7 +134,7 @@ def test_denoise_command_errors_are_one_clear_line(quick_run, store, tmp_path):
 
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio at all")
-    for path, message in ((bad, "not a readable audio file"), (tmp_path / "missing.wav", "no such file")):
+    for path, message in ((bad, "cannot be read as audio"), (tmp_path / "missing.wav", "file is missing")):
         out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store, str(path)])
         assert out.returncode == 1 and message in out.stderr.strip().splitlines()[-1]
         assert "Traceback" not in out.stderr

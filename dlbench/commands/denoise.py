@@ -44,22 +44,13 @@ def default_output(input_path: Path) -> Path:
 
 
 def read_audio(path: Path):
-    """``(samples (n, channels) float32, rate, subtype)`` or a DataError naming the file."""
-    import numpy as np
+    """``(samples (n, channels) float32, rate, subtype)``; the subtype is kept for the output."""
     import soundfile
 
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        info = soundfile.info(str(path))
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        raise DataError(f"{path}: not a readable audio file ({exc}); fix: convert it to .wav") from exc
-    if audio.shape[0] == 0:
-        raise DataError(f"{path}: holds no samples")
-    if not np.all(np.isfinite(audio)):
-        raise DataError(f"{path}: holds NaN or infinite samples")
-    return audio, int(rate), info.subtype
+    from dlbench.datasets.audio_io import read_audio as read_checked
+
+    audio, rate = read_checked(path)
+    return audio, rate, soundfile.info(str(path)).subtype
 
 
 def write_audio(path: Path, audio, rate: int, subtype: str) -> None:

@@ -37,8 +37,12 @@ class Recording:
     notes: list[str] = field(default_factory=list)
 
 
-def read_wav(path: Path) -> Recording:
-    """Read ``path`` as float32 mono 16 kHz, downmixing and resampling with notes."""
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """``(samples (n, channels) float32, rate)``, checked: a DataError names the file.
+
+    The channels and rate are kept as they are: ``dlbench denoise`` writes its output in
+    the input's format; :func:`read_wav` turns them into what the experiments train on.
+    """
     import soundfile
 
     path = Path(path)
@@ -53,12 +57,19 @@ def read_wav(path: Path) -> Recording:
         raise DataError(
             f"{path}: cannot be read as audio ({detail}; fix: provide a WAV/FLAC file)"
         ) from None
-    notes: list[str] = []
     if samples.shape[0] == 0:
         raise DataError(f"{path}: holds no samples (empty recording)")
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
         raise DataError(f"{path}: {bad} samples are NaN or infinite (fix: re-export the file)")
+    return samples, int(rate)
+
+
+def read_wav(path: Path) -> Recording:
+    """Read ``path`` as float32 mono 16 kHz, downmixing and resampling with notes."""
+    path = Path(path)
+    samples, rate = read_audio(path)
+    notes: list[str] = []
     if rate < MIN_SAMPLE_RATE:
         raise DataError(
             f"{path}: sample rate {rate} Hz is below the supported minimum"
