@@ -58,21 +58,25 @@ def bare_keras_seconds(name: str, summary: dict, data: str | None, quick: bool) 
     class Ctx:  # only what load_features reads
         def __init__(self):
             self.params = params
+            self.seed = params["seed"]
 
         def data(self, _name):
             return speech
 
-    _, _, _, x, y = denoise.load_features(Ctx())
+    _, _, settings, fit, validation = denoise.load_features(Ctx())
     keras.utils.set_random_seed(params["seed"])
     build = denoise.build_dense if name == "denoise_dense" else denoise.build_conv1d
-    model = build(x.shape[1:], params)
+    model = build(fit.features.shape[1:], params)
+    if settings.output == "mask":
+        model = denoise.mask_training_model(model)
     model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="mse")
     started = time.perf_counter()
     # Early stopping with restored weights is part of the recipe, not of dlbench; a patience
     # beyond the epoch count keeps it from ending the bare run at a different epoch.
     stopping = keras.callbacks.EarlyStopping(patience=10**6, restore_best_weights=True)
-    model.fit(x, y, epochs=int(summary["metrics"]["epochs_trained"]), batch_size=params["batch_size"],
-              validation_split=params["validation_split"], verbose=0, callbacks=[stopping])
+    model.fit(fit.inputs(settings.output), fit.target, epochs=int(summary["metrics"]["epochs_trained"]),
+              batch_size=params["batch_size"], verbose=0, callbacks=[stopping],
+              validation_data=(validation.inputs(settings.output), validation.target))
     return time.perf_counter() - started
 
 

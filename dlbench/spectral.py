@@ -18,17 +18,21 @@ HOP_LENGTH = 512
 WINDOW = "hann"
 SAMPLE_RATE = 16000
 COMPRESSIONS = ("none", "log1p")
+OUTPUTS = ("mask", "magnitude")
 
 
 @dataclass(frozen=True)
 class SpectralSettings:
     """Everything needed to turn audio into model input and model output back into audio.
 
-    The network maps compressed, scaled noisy magnitude to compressed, scaled clean
-    magnitude: both sides share ``compression`` and ``scale`` (the training input's peak,
-    measured by ``fit_scale``), so input and target lie around [0, 1] whatever the
-    recording level. Predicting in the compressed domain is what makes log1p help: with a
-    linear target the loss is dominated by a few loud bins and training stalls early.
+    The network sees the noisy magnitude compressed and divided by ``scale`` (the training
+    input's peak, measured by ``fit_scale``), so its input lies in [0, 1] whatever the
+    recording level. What it returns depends on ``output``:
+
+    - ``"mask"``: a non-negative gain per bin; the estimate is gain x noisy magnitude. Trained
+      on linear magnitudes, the loss weighs each bin by its energy, as SNR does.
+    - ``"magnitude"`` (the course seed): the clean magnitude itself, compressed and scaled
+      like the input. The loss then weighs quiet and loud bins alike, which is what caps SNR.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -38,6 +42,7 @@ class SpectralSettings:
     compression: str = "log1p"
     context: int = 0
     scale: float = 1.0
+    output: str = "mask"
 
     @property
     def bins(self) -> int:
@@ -52,11 +57,16 @@ class SpectralSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SpectralSettings":
-        """Read settings back from JSON, ignoring keys a later version may have added."""
+        """Read settings back from JSON, ignoring keys a later version may have added.
+
+        Settings saved before ``output`` existed belong to magnitude models.
+        """
         known = {f.name for f in fields(cls)}
-        settings = cls(**{k: v for k, v in data.items() if k in known})
+        settings = cls(**{"output": "magnitude", **{k: v for k, v in data.items() if k in known}})
         if settings.compression not in COMPRESSIONS:
             raise ValueError(f"unknown compression {settings.compression!r}; known: {COMPRESSIONS}")
+        if settings.output not in OUTPUTS:
+            raise ValueError(f"unknown output {settings.output!r}; known: {OUTPUTS}")
         return settings
 
 
@@ -157,15 +167,25 @@ def model_input(noisy_magnitude, settings: SpectralSettings):
 
 
 def model_target(clean_magnitude, settings: SpectralSettings):
-    """Training target ``(T, bins)``: the clean magnitude, compressed and scaled like the input."""
+    """Target ``(T, bins)`` of a ``"magnitude"`` network: the clean magnitude, compressed and
+    scaled like the input. (A ``"mask"`` network's loss compares linear magnitudes.)"""
     import numpy as np
 
     return (compress(clean_magnitude, settings.compression) / settings.scale).astype(np.float32)
 
 
-def output_magnitude(prediction, settings: SpectralSettings):
-    """Magnitude ``(T, bins)`` from the network's output: unscaled, decompressed, >= 0."""
+def output_magnitude(prediction, settings: SpectralSettings, noisy_magnitude):
+    """Estimated clean magnitude ``(T, bins)``, >= 0, from the network's output: the gain
+    applied to ``noisy_magnitude`` (mask), or the output unscaled and decompressed."""
     import numpy as np
 
-    values = np.maximum(np.asarray(prediction, dtype=np.float32), 0.0) * settings.scale
-    return np.maximum(decompress(values, settings.compression), 0.0).astype(np.float32)
+    values = np.maximum(np.asarray(prediction, dtype=np.float32), 0.0)
+    if settings.output == "mask":
+        return (values * np.asarray(noisy_magnitude, dtype=np.float32)).astype(np.float32)
+    return np.maximum(decompress(values * settings.scale, settings.compression), 0.0).astype(np.float32)
+
+
+def denoise_magnitude(model, noisy_magnitude, settings: SpectralSettings):
+    """A trained network's estimate of the clean magnitude ``(T, bins)`` from the noisy one."""
+    x = model_input(noisy_magnitude, settings)
+    return output_magnitude(model.predict(x, verbose=0, batch_size=256), settings, noisy_magnitude)

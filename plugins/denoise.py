@@ -2,26 +2,37 @@
 
 Both read like the Keras example they came from:
 
-1. data: noisy and clean STFT magnitudes (n_fft 1024, hop 512, Hann; 513 bins per frame),
-   log1p-compressed and scaled by the training input's peak, each frame stacked with
-   ``context`` neighbours on either side;
+1. data: noisy and clean STFT magnitudes (n_fft 1024, hop 512, Hann; 513 bins per frame);
+   the network's input is the noisy one log1p-compressed and scaled by the training input's
+   peak, each frame stacked with ``context`` neighbours on either side;
 2. model: ``denoise_dense`` 513 -> Dense(256, ELU) -> Dense(513, ReLU), or ``denoise_conv1d``
    with the *frequency* axis as the 1-D sequence (context frames are its channels):
    Conv1D(128) -> MaxPool -> Conv1D(256) -> MaxPool -> Flatten -> Dense(513, ReLU);
-3. train: Adam + MSE on the compressed clean magnitude, early stopping that restores the
-   best weights, and a check that the ReLU output has not died (all zeros: 0 dB);
-4. evaluate: the predicted magnitude with the noisy phase, inverse STFT at the input's length,
-   scored against the clean reference (SNR, SI-SDR, PESQ, STOI) beside the noisy input and
-   the oracle (clean magnitude + noisy phase, the ceiling of any magnitude-only model);
+3. train: the ReLU output is a gain per bin (``output=mask``, the default) whose product with
+   the noisy magnitude is fitted to the clean magnitude by MSE on linear magnitudes, or
+   (``output=magnitude``, the seed) the compressed clean magnitude itself. Adam, early
+   stopping that restores the best weights, and a check that the output has not died
+   (all zeros: 0 dB);
+4. evaluate: the estimated magnitude with the noisy phase, inverse STFT at the input's
+   length, scored against the clean reference (SNR, SI-SDR, PESQ, STOI) beside the noisy
+   input and the oracle (clean magnitude + noisy phase, the ceiling of any magnitude-only
+   model);
 5. keep: every clip's audio, spectrograms, the loss curve, and the model with the spectral
    settings ``dlbench denoise`` needs to reuse it.
+
+Why a mask: SNR sums squared errors over bins, so it is decided by the loud ones. A loss on
+compressed magnitudes weighs a quiet bin as much as a loud one; on the course hold-out the
+seed's dense model scores ~10 dB that way and ~11 dB with the mask (bench/bench_denoise.py).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import astuple, dataclass
+from typing import Any
 
 from dlbench import Experiment, Param, hookimpl
+from dlbench.spectral import COMPRESSIONS, OUTPUTS
 
 SPECTRAL_SETTINGS_FILE = "spectral_settings.json"
 MODEL_NAME = "model"
@@ -29,8 +40,52 @@ MODEL_NAME = "model"
 # -- data --------------------------------------------------------------------------------------
 
 
+@dataclass
+class Frames:
+    """Training examples, one per STFT frame: the network's input ``features`` (compressed,
+    scaled, with context), the ``noisy`` magnitude a mask multiplies, and the ``target`` the
+    loss compares against (linear magnitudes divided by one level for a mask; the compressed
+    clean magnitude for a magnitude network)."""
+
+    features: Any
+    noisy: Any
+    target: Any
+
+    def inputs(self, output: str):
+        return (self.features, self.noisy) if output == "mask" else self.features
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, index):
+        return Frames(self.features[index], self.noisy[index], self.target[index])
+
+    @staticmethod
+    def concat(parts):
+        import numpy as np
+
+        return Frames(*(np.concatenate(column) for column in zip(*(astuple(f) for f in parts))))
+
+
+def clip_frames(noisy, clean, settings, level: float) -> Frames:
+    """The examples of one clip from its noisy and clean magnitudes ``(T, bins)``."""
+    import numpy as np
+
+    from dlbench import spectral
+
+    if settings.output == "mask":
+        target = clean / level
+    else:
+        target = spectral.model_target(clean, settings)
+    return Frames(
+        spectral.model_input(noisy, settings),
+        (noisy / level).astype(np.float32),
+        np.asarray(target, dtype=np.float32),
+    )
+
+
 def load_features(ctx):
-    """Speech clips, their cached STFTs, the spectral settings, and the fit and validation arrays.
+    """Speech clips, their cached STFTs, the spectral settings, and the fit and validation frames.
 
     Validation is the last ``validation_split`` of the training frames, as Keras would take
     it, but split off here *before* augmentation so that early stopping only ever sees real
@@ -50,29 +105,51 @@ def load_features(ctx):
         sample_rate=data.sample_rate,
         compression=p["compression"],
         context=p["context"],
+        output=p["output"],
     )
-    settings = spectral.fit_scale(np.concatenate(noisy), settings)
+    if p["scaling"] == "peak":
+        settings = spectral.fit_scale(np.concatenate(noisy), settings)
+    # One level for all linear magnitudes, so a mask's loss is O(1) whatever the recording level.
+    level = float(np.std(np.concatenate(clean))) or 1.0
     # Context is stacked clip by clip, so no example mixes the end of one clip with the
     # start of the next.
-    x = np.concatenate([spectral.model_input(m, settings) for m in noisy])
-    y = np.concatenate([spectral.model_target(m, settings) for m in clean])
-    split = int(len(x) * (1 - p["validation_split"]))
-    validation = (x[split:], y[split:])
+    frames = Frames.concat([clip_frames(n, c, settings, level) for n, c in zip(noisy, clean)])
+    split = int(len(frames) * (1 - p["validation_split"]))
 
+    counts = [len(m) for m in noisy]
+    fit = [training_frames(data.train, counts, split, settings, level, p["frame_shifts"])]
     rng = np.random.default_rng(ctx.seed)
-    fit_x, fit_y = [x[:split]], [y[:split]]
     for _ in range(p["remix"]):
-        frames, start = [], 0
-        for clip, magnitude in zip(data.train, noisy):
-            count = min(len(magnitude), max(split - start, 0))  # this clip's frames before the split
-            start += len(magnitude)
-            if count:
-                audio = remix_noise(clip, count * settings.hop_length, rng, p["remix_gain"])
-                remixed = spectral.magnitude_phase(audio, settings)[0][:count]
-                frames.append(spectral.model_input(remixed, settings))
-        fit_x.append(np.concatenate(frames))
-        fit_y.append(y[:split])
-    return data, stfts, settings, np.concatenate(fit_x), np.concatenate(fit_y), validation
+        fit.append(training_frames(data.train, counts, split, settings, level, remix=(rng, p["remix_gain"])))
+    return data, stfts, settings, Frames.concat(fit), frames[split:]
+
+
+def training_frames(clips, frame_counts, split, settings, level, shifts=1, remix=None):
+    """Examples from the training audio that lies before the validation frames.
+
+    ``shifts`` > 1 takes the STFT at ``hop / shifts``: every extra frame is a real window of
+    the same recordings, shifted in time, so the network sees ``shifts`` times as many
+    (correlated) examples. Inference still uses the declared hop. ``remix`` is
+    ``(rng, gain_jitter)`` to put each clip's speech under its own noise moved in time.
+    """
+    import dataclasses
+
+    from dlbench import spectral
+
+    shifted = dataclasses.replace(settings, hop_length=max(settings.hop_length // shifts, 1))
+    parts, start = [], 0
+    for clip, frames in zip(clips, frame_counts):
+        count = min(frames, max(split - start, 0))  # this clip's frames before the split
+        start += frames
+        if not count:
+            continue
+        length = count * settings.hop_length
+        clean = clip.clean[:length]
+        noisy = clip.noisy[:length] if remix is None else remix_noise(clip, length, *remix)
+        kept = count * settings.hop_length // shifted.hop_length  # frames centred before the cut
+        parts.append(clip_frames(spectral.magnitude_phase(noisy, shifted)[0][:kept],
+                                 spectral.magnitude_phase(clean, shifted)[0][:kept], settings, level))
+    return Frames.concat(parts)
 
 
 def remix_noise(clip, length, rng, gain_jitter):
@@ -81,9 +158,9 @@ def remix_noise(clip, length, rng, gain_jitter):
 
     The training pairs are sample-aligned with additive noise, so ``noisy - clean`` is the
     noise itself. Sliding it to a random offset (and a gain within 1 +/- ``gain_jitter``)
-    gives the same speech under new noise: with only a couple of thousand frames, the model
-    otherwise learns the particular noise it was shown. Only audio before the validation
-    frames is used, so early stopping never scores noise the model was trained on.
+    gives the same speech under new noise. Only audio before the validation frames is used,
+    so early stopping never scores noise the model was trained on. (Measured on the course
+    data: it does not raise SNR; kept as a param for other data.)
     """
     import numpy as np
 
@@ -167,17 +244,40 @@ def dead_output_check(probe):
     return DeadOutputCheck()
 
 
-def train(ctx, build, x, y, validation=None):
+def mask_training_model(network):
+    """The network as trained in mask mode: (features, noisy magnitude) -> gain x noisy.
+
+    The loss then compares linear magnitudes, so it weighs each bin by its energy, as SNR
+    does. Only ``network`` (features -> gain) is kept; ``spectral.output_magnitude`` applies
+    the gain at inference.
+    """
+    import keras
+    from keras import layers
+
+    features = keras.Input(network.input_shape[1:], name="features")
+    noisy = keras.Input(network.output_shape[1:], name="noisy_magnitude")
+    estimate = layers.Multiply(name="clean_magnitude")([network(features), noisy])
+    return keras.Model([features, noisy], estimate, name=f"{network.name}_masked")
+
+
+def inner_network(model):
+    """The features -> output network inside a (possibly restored) mask training model."""
+    import keras
+
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[0] if nested else model
+
+
+def train(ctx, build, fit: Frames, validation: Frames, output: str = "mask"):
     """Fit with early stopping; on a dead output, retry from a fresh start at a quarter of the step.
 
-    ``validation`` is an ``(x, y)`` pair held out for early stopping; without it Keras takes
-    the last ``validation_split`` of ``x``.
+    Returns the network (features -> gain or magnitude) and the Keras history.
     """
     import keras
     import numpy as np
 
     p = ctx.params
-    probe = x[np.linspace(0, len(x) - 1, num=min(64, len(x))).astype(int)]
+    probe = fit[np.linspace(0, len(fit) - 1, num=min(64, len(fit))).astype(int)].inputs(output)
     learning_rate = p["learning_rate"]
     for attempt in range(1, p["dead_output_retries"] + 2):
         keras.utils.set_random_seed(ctx.seed + attempt - 1)
@@ -186,7 +286,9 @@ def train(ctx, build, x, y, validation=None):
             model = ctx.restore_model() if attempt == 1 else None
             initial_epoch = ctx.initial_epoch if model is not None else 0
             if model is None:
-                model = build(x.shape[1:], p)
+                model = build(fit.features.shape[1:], p)
+                if output == "mask":
+                    model = mask_training_model(model)
                 model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
         dead = dead_output_check(probe)
         callbacks = [
@@ -198,12 +300,12 @@ def train(ctx, build, x, y, validation=None):
             callbacks.append(ctx.checkpoint_callback(every=p["checkpoint_every"]))
         started = time.perf_counter()
         history = model.fit(
-            x, y,
+            fit.inputs(output),
+            fit.target,
             initial_epoch=initial_epoch,
             epochs=p["epochs"],
             batch_size=p["batch_size"],
-            validation_data=validation,
-            validation_split=0.0 if validation is not None else p["validation_split"],
+            validation_data=(validation.inputs(output), validation.target),
             callbacks=callbacks,
             verbose=0,
         )
@@ -213,7 +315,7 @@ def train(ctx, build, x, y, validation=None):
             ctx.set_tags({"dlbench.train_attempts": attempt})
             if attempt == 1:
                 ctx.set_tags({"dlbench.dead_output": "no"})
-            return model, history.history
+            return inner_network(model), history.history
         message = (
             f"attempt {attempt}: output collapsed to all zeros at epoch {dead.dead_at_epoch}"
             f" (dead ReLU) with learning_rate={learning_rate:g}"
@@ -230,13 +332,6 @@ def train(ctx, build, x, y, validation=None):
 # -- evaluation --------------------------------------------------------------------------------
 
 
-def denoise_magnitude(model, noisy_magnitude, settings):
-    from dlbench import spectral
-
-    x = spectral.model_input(noisy_magnitude, settings)
-    return spectral.output_magnitude(model.predict(x, verbose=0, batch_size=256), settings)
-
-
 def evaluate(ctx, model, data, stfts, settings):
     """Score every evaluation clip and log its audio; returns per-file rows."""
     import numpy as np
@@ -250,7 +345,7 @@ def evaluate(ctx, model, data, stfts, settings):
         noisy_spec = stfts[f"evaluation/{i}/noisy"]
         clean_spec = stfts[f"evaluation/{i}/clean"]
         phase = np.angle(noisy_spec)
-        magnitude = denoise_magnitude(model, np.abs(noisy_spec), settings)
+        magnitude = spectral.denoise_magnitude(model, np.abs(noisy_spec), settings)
         denoised = spectral.istft(magnitude, phase, len(clip.noisy), settings)
         oracle = spectral.istft(np.abs(clean_spec), phase, len(clip.noisy), settings)
         rows.append(
@@ -273,7 +368,7 @@ def evaluate(ctx, model, data, stfts, settings):
         examples.append((clip.name, np.abs(noisy_spec), magnitude, np.abs(clean_spec)))
     for i, clip in enumerate(data.listen):
         noisy_spec = stfts[f"listen/{i}/noisy"]
-        magnitude = denoise_magnitude(model, np.abs(noisy_spec), settings)
+        magnitude = spectral.denoise_magnitude(model, np.abs(noisy_spec), settings)
         denoised = spectral.istft(magnitude, np.angle(noisy_spec), len(clip.noisy), settings)
         save_audio(ctx, clip.name, rate, noisy=clip.noisy, denoised=denoised, clean=clip.clean)
     return rows, examples
@@ -323,7 +418,7 @@ def plot_spectrograms(name, noisy, denoised, clean, settings):
     return fig
 
 
-def plot_loss(history):
+def plot_loss(history, output):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,7 +429,8 @@ def plot_loss(history):
     ax.semilogy(epochs, history["loss"], label="loss")
     if "val_loss" in history:
         ax.semilogy(epochs, history["val_loss"], label="val_loss")
-    ax.set(xlabel="epoch", ylabel="MSE (compressed magnitude)", title="training")
+    quantity = "linear magnitude / level" if output == "mask" else "compressed magnitude"
+    ax.set(xlabel="epoch", ylabel=f"MSE ({quantity})", title="training")
     ax.legend()
     return fig
 
@@ -343,14 +439,15 @@ def plot_loss(history):
 
 
 def run_experiment(ctx, build):
-    data, stfts, settings, x, y, validation = load_features(ctx)
+    data, stfts, settings, fit, validation = load_features(ctx)
     ctx.log(
-        f"{len(x)} training frames ({ctx.params['remix']} noise remixes),"
-        f" {len(validation[0])} validation frames, input {x.shape[1:]}, {data.layout} data"
+        f"{len(fit)} training frames ({ctx.params['remix']} noise remixes),"
+        f" {len(validation)} validation frames, input {fit.features.shape[1:]},"
+        f" {settings.output} output, {data.layout} data"
     )
     ctx.log_dict(data.describe(), "data.json")
 
-    model, history = train(ctx, build, x, y, validation)
+    model, history = train(ctx, build, fit, validation, settings.output)
 
     rows, examples = evaluate(ctx, model, data, stfts, settings)
     ctx.log_table(rows, "per_file.csv")
@@ -364,7 +461,7 @@ def run_experiment(ctx, build):
 
     name, noisy, denoised, clean = examples[0]
     ctx.log_figure(plot_spectrograms(name, noisy, denoised, clean, settings), "spectrograms.png")
-    ctx.log_figure(plot_loss(history), "loss.png")
+    ctx.log_figure(plot_loss(history, settings.output), "loss.png")
 
     ctx.log_model(model, MODEL_NAME)
     ctx.log_dict(settings.to_dict(), f"{MODEL_NAME}/{SPECTRAL_SETTINGS_FILE}")
@@ -380,7 +477,7 @@ def run_conv1d(ctx):
 
 
 def common_params(*, learning_rate, epochs, batch_size, patience, compression, context,
-                  remix, remix_gain, dropout):
+                  frame_shifts, remix, remix_gain, dropout):
     return (
         Param("learning_rate", float, learning_rate, "Adam step size", low=0.0),
         Param("epochs", int, epochs, "most epochs (early stopping usually ends sooner)", low=1),
@@ -389,10 +486,21 @@ def common_params(*, learning_rate, epochs, batch_size, patience, compression, c
               "last fraction of training frames held for early stopping", low=0.01, high=0.5),
         Param("patience", int, patience,
               "epochs without val_loss improvement before stopping (best weights restored)", low=1),
+        Param("output", str, "mask",
+              "what the last layer predicts: a gain per bin applied to the noisy magnitude, trained"
+              " on linear magnitudes (mask), or the compressed clean magnitude (magnitude: the seed)",
+              choices=OUTPUTS),
         Param("compression", str, compression,
-              "magnitude compression of input and target", choices=("log1p", "none")),
+              "magnitude compression of the input (and of the target with output=magnitude)",
+              choices=COMPRESSIONS),
+        Param("scaling", str, "peak",
+              "divide the compressed input (and a magnitude target) by the training input's peak,"
+              " or leave it as is (none)", choices=("peak", "none")),
         Param("context", int, context,
               "neighbouring STFT frames on each side fed with each frame", low=0, high=16),
+        Param("frame_shifts", int, frame_shifts,
+              "training frames taken at hop/N: N times the examples, each a real STFT window"
+              " shifted in time (evaluation keeps the hop)", low=1, high=16),
         Param("remix", int, remix,
               "extra noisy copies of the training audio: its clean speech plus its own noise"
               " circularly shifted by a random (seeded) offset", low=0, high=32),
@@ -411,7 +519,7 @@ LOGS = (
     "snr_db", "snr_in_db", "snr_gain_db", "si_sdr_db", "pesq", "stoi", "oracle_snr_db",
     "loss", "val_loss", "train_seconds",
 )
-QUICK = {"epochs": 1, "remix": 0}
+QUICK = {"epochs": 1, "remix": 0, "frame_shifts": 1}
 
 
 @hookimpl
@@ -422,8 +530,11 @@ def dlbench_experiments():
             summary="Speech denoising: STFT magnitude frame -> Dense(256, ELU) -> Dense(513, ReLU)",
             run=run_dense,
             params=common_params(
-                learning_rate=1e-3, epochs=200, batch_size=32, patience=10,
-                compression="log1p", context=0, remix=0, remix_gain=0.3, dropout=0.0,
+                # Mask output and 4 frame shifts: 10.92 / 11.11 / 11.20 dB (seeds 0 / 1 / 2) on
+                # the course hold-out, against 10.13 for log1p magnitude output, 8.94 raw (seed).
+                learning_rate=1e-3, epochs=200, batch_size=32, patience=15,
+                compression="log1p", context=0, frame_shifts=4, remix=0, remix_gain=0.3,
+                dropout=0.0,
             ),
             datasets=("speech",),
             logs=LOGS,
@@ -434,10 +545,12 @@ def dlbench_experiments():
             summary="Speech denoising: Conv1D over frequency, context frames as channels -> Dense(513, ReLU)",
             run=run_conv1d,
             params=common_params(
-                # Two noise remixes: 10.02 / 10.06 dB (seeds 0 / 1) on the course hold-out
-                # against 9.81 without, in fewer epochs.
-                learning_rate=3e-4, epochs=40, batch_size=64, patience=6,
-                compression="log1p", context=0, remix=2, remix_gain=0.3, dropout=0.0,
+                # Mask output and dropout 0.3 before the 16.8M-weight Dense: 11.21 dB on the
+                # course hold-out (seed 0), against ~10 for log1p magnitude output. Frame shifts,
+                # remixes and context frames did not help here (README, "Experiments").
+                learning_rate=3e-4, epochs=60, batch_size=64, patience=8,
+                compression="log1p", context=0, frame_shifts=1, remix=0, remix_gain=0.3,
+                dropout=0.3,
             )
             + (Param("kernel_size", int, 3, "Conv1D kernel size along frequency", low=1, high=63),),
             datasets=("speech",),

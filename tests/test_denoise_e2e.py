@@ -226,15 +226,63 @@ def dead_first(dead_attempts):
     return build
 
 
-def test_dead_output_is_retried_then_fails_loudly():
-    from dlbench_plugins.denoise import train
+@pytest.mark.parametrize("output", ["mask", "magnitude"])
+def test_dead_output_is_retried_then_fails_loudly(output):
+    from dlbench_plugins.denoise import Frames, train
 
-    x = np.random.default_rng(0).random((64, 513, 1)).astype("float32")
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 513, 1)).astype("float32")
+    frames = Frames(x, x[:, :, 0], x[:, :, 0] * 0.5)
     ctx = FakeContext()
-    model, _ = train(ctx, dead_first(1), x, x[:, :, 0])
-    assert np.any(model.predict(x[:8], verbose=0) > 0)
+    network, _ = train(ctx, dead_first(1), frames[:48], frames[48:], output)
+    assert network.name == "denoise_dense"  # the features -> output network, not its training view
+    assert np.any(network.predict(x[:8], verbose=0) > 0)
     assert "collapsed to all zeros at epoch 1" in ctx.tags["dlbench.dead_output"]
     assert ctx.tags["dlbench.train_attempts"] == 2 and "learning_rate=0.001" in ctx.lines[0]
 
     with pytest.raises(RuntimeError, match="all zeros"):
-        train(FakeContext(dead_output_retries=1), dead_first(2), x, x[:, :, 0])
+        train(FakeContext(dead_output_retries=1), dead_first(2), frames[:48], frames[48:], output)
+
+
+def test_mask_training_fits_the_gain_times_the_noisy_magnitude():
+    """In mask mode the loss sees gain x noisy: a network that learns gain 0.5 reaches zero loss."""
+    import keras
+
+    from dlbench_plugins.denoise import mask_training_model
+
+    network = keras.Sequential([keras.Input((4, 1)), keras.layers.Flatten(),
+                                keras.layers.Dense(4, activation="relu")], name="net")
+    network.layers[-1].set_weights([np.zeros((4, 4)), np.full(4, 0.5)])
+    model = mask_training_model(network)
+    noisy = np.array([[1.0, 2.0, 0.0, 4.0]], dtype="float32")
+    estimate = model.predict((noisy[:, :, None], noisy), verbose=0)
+    np.testing.assert_allclose(estimate, noisy * 0.5)
+
+
+def test_frame_shifts_add_real_windows_before_the_validation_frames():
+    """shifts=4: four times the frames, every fourth one the hop-512 frame itself, and none
+    from the audio the validation frames come from."""
+    from dlbench import spectral
+    from dlbench.datasets.speech import SpeechClip
+    from dlbench_plugins.denoise import clip_frames, training_frames
+
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal(40 * 512).astype("float32")
+    clip = SpeechClip("a", clean + 0.1 * rng.standard_normal(len(clean)).astype("float32"), clean)
+    settings = spectral.SpectralSettings(output="mask")
+    noisy = spectral.magnitude_phase(clip.noisy, settings)[0]
+    whole = clip_frames(noisy, spectral.magnitude_phase(clip.clean, settings)[0], settings, 2.0)
+    split = 30
+
+    plain = training_frames([clip], [len(noisy)], split, settings, 2.0)
+    np.testing.assert_allclose(plain.features, whole.features[:split], atol=1e-6)
+    np.testing.assert_allclose(plain.target, whole.target[:split], atol=1e-6)
+
+    shifted = training_frames([clip], [len(noisy)], split, settings, 2.0, shifts=4)
+    assert len(shifted) == 4 * split
+    np.testing.assert_allclose(shifted.noisy[::4], whole.noisy[:split], atol=1e-6)
+    np.testing.assert_allclose(shifted.target[::4], whole.target[:split], atol=1e-6)
+    after = SpeechClip("a", clip.noisy.copy(), clip.clean.copy())
+    after.noisy[split * 512:] = 0.5  # change only the validation frames' audio
+    again = training_frames([after], [len(noisy)], split, settings, 2.0, shifts=4)
+    np.testing.assert_array_equal(again.features, shifted.features)

@@ -5,7 +5,7 @@ import pytest
 
 from dlbench.testing import check_experiment
 from dlbench_plugins.pretext_transfer import (
-    PRETEXT_CLASSES, TRANSFER_LAYERS, downstream_model, pretext_views, stratified_pick)
+    PRETEXT_CLASSES, TRANSFER_LAYERS, crop_flip, downstream_model, pretext_views, stratified_pick)
 
 
 def _marked():
@@ -37,6 +37,25 @@ def test_pretext_views_keep_image_order_per_class():
     np.testing.assert_array_equal(x[y == 0], images)
     np.testing.assert_array_equal(x[y == 1], images[:, ::-1])
     np.testing.assert_array_equal(x[y == 2][0], np.rot90(images[0]))
+
+
+def test_crop_flip_is_a_window_of_the_mirrored_pad_and_keeps_up_up():
+    tf = pytest.importorskip("tensorflow")
+    tf.random.set_seed(0)
+    image = np.arange(32 * 32 * 3, dtype=np.int64).reshape(32, 32, 3) % 251
+    image = image.astype(np.uint8)
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    windows = {(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (0, 1)}
+    seen = set()
+    for _ in range(40):
+        out = crop_flip(tf.constant(image)).numpy()
+        assert out.shape == image.shape and out.dtype == np.uint8
+        match = [(dy, dx, flip) for dy, dx, flip in windows
+                 if np.array_equal(out, (padded[:, ::-1] if flip else padded)[dy:dy + 32, dx:dx + 32])]
+        assert match, "not a 32x32 window of the (possibly left-right flipped) mirrored pad"
+        seen.add(match[0][2])
+    # Only left-right flips: an upright image stays upright, so the pretext labels hold.
+    assert seen == {0, 1}
 
 
 def test_labelled_pick_is_stratified_seeded_and_disjoint_from_pretext():

@@ -55,13 +55,21 @@ def test_unknown_compression_is_refused():
 def test_target_decodes_back_to_clean_magnitude():
     rng = np.random.default_rng(0)
     noisy, clean = rng.random((6, 513)) * 40, rng.random((6, 513)) * 30
-    settings = spectral.fit_scale(noisy, SpectralSettings(compression="log1p", context=2))
+    settings = SpectralSettings(compression="log1p", context=2, output="magnitude")
+    settings = spectral.fit_scale(noisy, settings)
     assert settings.scale == pytest.approx(np.log1p(noisy).max())
     x = spectral.model_input(noisy, settings)
     assert x.shape == (6, 513, 5) and x.dtype == np.float32 and x.max() == pytest.approx(1.0)
     y = spectral.model_target(clean, settings)
-    np.testing.assert_allclose(spectral.output_magnitude(y, settings), clean, rtol=1e-4)
-    assert (spectral.output_magnitude(-y, settings) == 0).all()  # negative outputs clip to silence
+    np.testing.assert_allclose(spectral.output_magnitude(y, settings, noisy), clean, rtol=1e-4)
+    assert (spectral.output_magnitude(-y, settings, noisy) == 0).all()  # negative outputs: silence
+
+
+def test_mask_output_is_the_gain_times_the_noisy_magnitude():
+    noisy = np.array([[2.0, 4.0, 8.0]])
+    gain = np.array([[0.5, -1.0, 1.5]])  # a negative gain clips to silence
+    out = spectral.output_magnitude(gain, SpectralSettings(output="mask", scale=9.0), noisy)
+    np.testing.assert_allclose(out, [[1.0, 0.0, 12.0]])
 
 
 def test_settings_round_trip_through_json_dict():
@@ -69,3 +77,7 @@ def test_settings_round_trip_through_json_dict():
     assert SpectralSettings.from_dict({**settings.to_dict(), "added_later": 1}) == settings
     with pytest.raises(ValueError):
         SpectralSettings.from_dict({"compression": "cuberoot"})
+    with pytest.raises(ValueError):
+        SpectralSettings.from_dict({"output": "phase"})
+    # Runs saved before `output` existed hold magnitude models.
+    assert SpectralSettings.from_dict({"compression": "log1p"}).output == "magnitude"

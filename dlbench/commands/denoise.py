@@ -121,8 +121,7 @@ def denoise_signal(model, settings, signal):
     from dlbench import spectral
 
     magnitude, phase = spectral.magnitude_phase(signal, settings)
-    x = spectral.model_input(magnitude, settings)
-    predicted = spectral.output_magnitude(model.predict(x, verbose=0, batch_size=256), settings)
+    predicted = spectral.denoise_magnitude(model, magnitude, settings)
     return spectral.istft(predicted, phase, len(signal), settings)
 
 
