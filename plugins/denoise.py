@@ -499,8 +499,9 @@ def common_params(*, learning_rate, epochs, batch_size, patience, compression, c
         Param("context", int, context,
               "neighbouring STFT frames on each side fed with each frame", low=0, high=16),
         Param("frame_shifts", int, frame_shifts,
-              "training frames taken at hop/N: N times the examples, each a real STFT window"
-              " shifted in time (evaluation keeps the hop)", low=1, high=16),
+              "training frames taken at hop/N: N times the examples (and their memory), each a"
+              " real STFT window shifted in time; evaluation keeps the hop. Use 1 on large"
+              " datasets", low=1, high=16),
         Param("remix", int, remix,
               "extra noisy copies of the training audio: its clean speech plus its own noise"
               " circularly shifted by a random (seeded) offset", low=0, high=32),
