@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from dlbench.errors import TrackingError, UsageError
+from dlbench.errors import TrackingError, UsageError, first_line
 
 FOLDER = "checkpoints"
 MODEL_FILE = "last.keras"
@@ -73,7 +73,7 @@ def load_resume(client, run_id: str, experiment_name: str, scratch: Path) -> Res
     try:
         run = client.get_run(run_id)
     except Exception as exc:
-        raise TrackingError(f"--resume {run_id}: no such run in this store ({_first_line(exc)})") from None
+        raise TrackingError(f"--resume {run_id}: no such run in this store ({first_line(exc)})") from None
     tags = run.data.tags
     if tags.get("dlbench.experiment") != experiment_name:
         raise UsageError(f"--resume {run_id}: that run is of experiment"
@@ -120,7 +120,3 @@ def restore_model(path: Path | None) -> Any:
 
     return keras.models.load_model(os.fspath(path))
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -27,3 +27,10 @@ class DataError(DlbenchError):
 
 class TrackingError(DlbenchError):
     """The tracking store cannot be used (unwritable, full, unreachable, unknown run)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty): MLflow and
+    SQLAlchemy errors run to many lines, and the CLI prints one."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

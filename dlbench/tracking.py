@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
-from dlbench.errors import TrackingError
+from dlbench.errors import TrackingError, first_line
 
 DEFAULT_STORE_DIR = Path("mlruns")
 
@@ -101,7 +101,7 @@ def open_store(store: Store, *, repair: bool = True, create: bool = True):
                 _use_wal(db)
             client = RetryingClient(client)
     except Exception as exc:
-        raise TrackingError(f"cannot use tracking store {store.uri}: {_first_line(exc)}") from exc
+        raise TrackingError(f"cannot use tracking store {store.uri}: {first_line(exc)}") from exc
     if repair:
         from dlbench.repair import repair_orphans_quietly
 
@@ -197,11 +197,6 @@ def _check_writable(folder: Path) -> None:
             f"tracking store folder {folder} is not writable ({exc.strerror or exc});"
             " fix: free space or permissions there, or pass --tracking-uri"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def all_experiment_ids(client) -> list[str]:

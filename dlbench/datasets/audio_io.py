@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.errors import DataError
+from dlbench.errors import DataError, first_line
 
 SAMPLE_RATE = 16_000
 MIN_SAMPLE_RATE = 8_000
@@ -53,9 +53,8 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile.LibsndfileError, RuntimeError, OSError, ...
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
-            f"{path}: cannot be read as audio ({detail}; fix: provide a WAV/FLAC file)"
+            f"{path}: cannot be read as audio ({first_line(exc)}; fix: provide a WAV/FLAC file)"
         ) from None
     if samples.shape[0] == 0:
         raise DataError(f"{path}: holds no samples (empty recording)")
