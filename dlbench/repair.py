@@ -36,16 +36,21 @@ class Orphan:
         return dict(self.__dict__)
 
 
-def process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` in clock ticks since boot (Linux), else None."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3 onwards of ``/proc/PID/stat`` (state first), or None without /proc (macOS)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             stat = handle.read()
     except OSError:
         return None
     # Field 2 (the command name) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else None
+    return stat.rpartition(")")[2].split()
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), else None."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
 
 
 def process_tags() -> dict[str, str]:
@@ -65,10 +70,8 @@ def process_alive(pid: int, start: str | None = None) -> bool:
         return False
     except PermissionError:
         pass  # someone else's process: it exists
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rpartition(")")[2].split()
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return True  # no /proc (macOS): existence is all we can know
     if fields and fields[0] in ("Z", "X"):
         return False  # killed, not yet reaped by its parent
@@ -114,10 +117,10 @@ def find_orphans(client, host: str | None = None) -> list[Orphan]:
 
 def repair_orphans(client, host: str | None = None) -> list[Orphan]:
     """Mark every orphan FAILED with its reason; returns what was repaired."""
+    from mlflow.entities import RunTag
+
     repaired = []
     for orphan in find_orphans(client, host):
-        from mlflow.entities import RunTag
-
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         client.log_batch(
             orphan.run_id,
