@@ -20,6 +20,11 @@ SAMPLE_RATE = 16000
 COMPRESSIONS = ("none", "log1p")
 OUTPUTS = ("mask", "magnitude")
 
+MODEL_ARTIFACT = "model"
+"""A denoiser run's artifact folder: the network as ``model.keras`` (``ctx.log_model``) and
+``SETTINGS_FILE`` beside it, which is what ``dlbench denoise --run`` reads back."""
+SETTINGS_FILE = "spectral_settings.json"
+
 
 @dataclass(frozen=True)
 class SpectralSettings:

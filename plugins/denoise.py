@@ -32,10 +32,7 @@ from dataclasses import astuple, dataclass
 from typing import Any
 
 from dlbench import Experiment, Param, hookimpl
-from dlbench.spectral import COMPRESSIONS, OUTPUTS
-
-SPECTRAL_SETTINGS_FILE = "spectral_settings.json"
-MODEL_NAME = "model"
+from dlbench.spectral import COMPRESSIONS, MODEL_ARTIFACT, OUTPUTS, SETTINGS_FILE
 
 # -- data --------------------------------------------------------------------------------------
 
@@ -463,8 +460,8 @@ def run_experiment(ctx, build):
     ctx.log_figure(plot_spectrograms(name, noisy, denoised, clean, settings), "spectrograms.png")
     ctx.log_figure(plot_loss(history, settings.output), "loss.png")
 
-    ctx.log_model(model, MODEL_NAME)
-    ctx.log_dict(settings.to_dict(), f"{MODEL_NAME}/{SPECTRAL_SETTINGS_FILE}")
+    ctx.log_model(model, MODEL_ARTIFACT)
+    ctx.log_dict(settings.to_dict(), f"{MODEL_ARTIFACT}/{SETTINGS_FILE}")
     ctx.set_tags({"dlbench.denoiser": "true"})
 
 

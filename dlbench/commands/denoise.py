@@ -15,10 +15,9 @@ from pathlib import Path
 import click
 
 from dlbench.errors import DataError, TrackingError, UsageError
+from dlbench.spectral import MODEL_ARTIFACT, SETTINGS_FILE
 
-MODEL_DIR = "model"
-SETTINGS_FILE = "spectral_settings.json"
-MODEL_FILE = "model.keras"
+MODEL_FILE = f"{MODEL_ARTIFACT}.keras"  # the name ctx.log_model gives it
 
 
 @click.command("denoise")
@@ -85,15 +84,15 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
             f"run {run_id!r} not found in {client.tracking_uri}; fix: take the run_id from"
             " `dlbench run ... --json` or the MLflow UI, or pass --tracking-uri"
         ) from exc
-    files = {a.path for a in client.list_artifacts(run_id, MODEL_DIR)}
-    needed = {f"{MODEL_DIR}/{SETTINGS_FILE}", f"{MODEL_DIR}/{MODEL_FILE}"}
+    files = {a.path for a in client.list_artifacts(run_id, MODEL_ARTIFACT)}
+    needed = {f"{MODEL_ARTIFACT}/{SETTINGS_FILE}", f"{MODEL_ARTIFACT}/{MODEL_FILE}"}
     if not needed <= files:
         what = run.data.tags.get("dlbench.experiment") or run.info.run_name
         raise UsageError(
             f"run {run_id} ({what}) is not a denoiser: it has no {' and '.join(sorted(needed - files))};"
             " fix: pass the run id of a denoise_dense or denoise_conv1d run"
         )
-    local = Path(client.download_artifacts(run_id, MODEL_DIR, str(folder)))
+    local = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(folder)))
     settings = SpectralSettings.from_dict(json.loads((local / SETTINGS_FILE).read_text()))
     model = keras.models.load_model(local / MODEL_FILE, compile=False)
     return model, settings
