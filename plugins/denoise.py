@@ -114,7 +114,12 @@ def load_features(ctx):
     split = int(len(frames) * (1 - p["validation_split"]))
 
     counts = [len(m) for m in noisy]
-    fit = [training_frames(data.train, counts, split, settings, level, p["frame_shifts"])]
+    shifts = p["frame_shifts"]
+    # At the declared hop the training frames are the cached ones; finer hops need new STFTs.
+    if shifts == 1:
+        fit = [frames[:split]]
+    else:
+        fit = [training_frames(data.train, counts, split, settings, level, shifts)]
     rng = np.random.default_rng(ctx.seed)
     for _ in range(p["remix"]):
         fit.append(training_frames(data.train, counts, split, settings, level, remix=(rng, p["remix_gain"])))
