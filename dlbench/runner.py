@@ -82,12 +82,11 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
     if request.resume_run_id and request.params:
         raise UsageError("--resume continues with the run's own params (fix: drop the -p options)")
     params = experiment.resolve_params(request.params, quick=request.quick)
-    if request.data_path is not None and not Path(request.data_path).exists():
-        raise UsageError(f"--data {request.data_path}: no such file or folder")
+    check_data_path(request.data_path)
     store = store or resolve_store(request.tracking_uri)
     client = open_store(store)
 
-    tags = {**_run_tags(entry), **request.tags}
+    tags = {**run_tags(entry), **request.tags}
     resume = None
     if request.resume_run_id:
         from dlbench.checkpoints import load_resume, reopen
@@ -129,7 +128,7 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
     status, error, trace = "FAILED", None, None
     started = time.monotonic()
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             ctx.log_params({**params, "seed": request.seed, "quick": request.quick})
             if experiment.tensorflow:
                 ctx.set_tags(_framework_versions())
@@ -151,9 +150,7 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
                 ctx.set_tags({"dlbench.strategy.used": "false"})
         status = "FINISHED"
     except (KeyboardInterrupt, Terminated) as exc:
-        status = "KILLED"
-        error = "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else "terminated by SIGTERM"
-        trace = traceback.format_exc()
+        status, error, trace = "KILLED", stop_reason(exc), traceback.format_exc()
     except DlbenchError as exc:
         error, trace = str(exc), traceback.format_exc()
     except Exception as exc:
@@ -162,6 +159,17 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
         _end_run(ctx, status, error, trace)
         shutil.rmtree(scratch, ignore_errors=True)
     return _read_back(client, run_id, exp_id, status, error, time.monotonic() - started)
+
+
+def check_data_path(path) -> None:
+    """A usage error, before anything is written, when ``--data`` names nothing."""
+    if path is not None and not Path(path).exists():
+        raise UsageError(f"--data {path}: no such file or folder")
+
+
+def stop_reason(exc: BaseException) -> str:
+    """Why a KILLED run stopped: Ctrl-C, or SIGTERM turned into :class:`Terminated`."""
+    return "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else "terminated by SIGTERM"
 
 
 def _end_run(ctx, status: str, error: str | None, trace: str | None) -> None:
@@ -190,7 +198,8 @@ def _read_back(client, run_id, exp_id, status, error, duration) -> RunResult:
     )
 
 
-def _run_tags(entry) -> dict[str, str]:
+def run_tags(entry) -> dict[str, str]:
+    """Where a run came from: dlbench, the plugin and its source commit, this process."""
     plugin = entry.plugin
     tags = {
         "dlbench.version": dlbench.__version__,
@@ -230,7 +239,7 @@ def _framework_versions() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def sigterm_raises():
     """Turn SIGTERM into an exception for the duration of a run (main thread only)."""
     if threading.current_thread() is threading.main_thread():
 

@@ -261,7 +261,7 @@ class SweepResult:
 
     @property
     def best(self) -> dict[str, Any] | None:
-        return self.trials[0] if self.trials and _score(self.trials[0], self.metric) else None
+        return best_trial(self.trials, self.metric)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "best": self.best}
@@ -272,6 +272,11 @@ def _score(trial: dict[str, Any], metric: str | None) -> float | None:
         return None
     value = trial.get("metrics", {}).get(metric)
     return None if value is None else float(value)
+
+
+def best_trial(ranked: list[dict[str, Any]], metric: str | None) -> dict[str, Any] | None:
+    """The first of the ranked trials, when it finished with a value of ``metric``."""
+    return ranked[0] if ranked and _score(ranked[0], metric) is not None else None
 
 
 def rank(trials: list[dict[str, Any]], metric: str | None, mode: str) -> list[dict[str, Any]]:
@@ -299,8 +304,7 @@ def check_backend(backend: str) -> None:
 
 def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = print) -> SweepResult:
     """Validate the whole grid, open the sweep's parent run, run the trials, rank them."""
-    from dlbench.repair import process_tags
-    from dlbench.runner import Terminated, _sigterm_raises
+    from dlbench.runner import Terminated, check_data_path, run_tags, sigterm_raises, stop_reason
     from dlbench.tracking import Tracker, experiment_id, open_store, resolve_store
 
     entry = registry.experiment(request.experiment)
@@ -311,8 +315,7 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
     points = expand_grid(request.grid)
     for point in points:
         experiment.resolve_params(point, quick=request.quick)  # every value, before any run
-    if request.data_path is not None and not Path(request.data_path).exists():
-        raise UsageError(f"--data {request.data_path}: no such file or folder")
+    check_data_path(request.data_path)
     metric = request.metric or (experiment.logs[0] if experiment.logs else None)
     mode = request.mode or (default_mode(metric) if metric else "min")
 
@@ -322,9 +325,8 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
     exp_id = experiment_id(client, name, store)
     threads = thread_budget(request.workers)
     parent = client.create_run(exp_id, run_name=request.run_name, tags={
-        **process_tags(), "dlbench.experiment": experiment.name, "dlbench.plugin": entry.plugin.name,
-        "dlbench.sweep": "true", "dlbench.sweep.backend": request.backend,
-        "mlflow.source.name": "dlbench sweep " + experiment.name, "mlflow.source.type": "LOCAL",
+        **run_tags(entry), "dlbench.sweep": "true", "dlbench.sweep.backend": request.backend,
+        "mlflow.source.name": "dlbench sweep " + experiment.name,
     })
     parent_id = parent.info.run_id
     scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-sweep-{parent_id[:8]}-"))
@@ -348,7 +350,7 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
 
     status, error = "FAILED", None
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             tracker.log_params({**{k: ",".join(v) for k, v in request.grid.items()},
                                 "trials": len(specs), "workers": request.workers,
                                 "backend": request.backend, "seed": request.seed,
@@ -362,31 +364,27 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
         else:
             status = "FINISHED"
     except (KeyboardInterrupt, Terminated) as exc:
-        status = "KILLED"
-        error = "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else "terminated by SIGTERM"
+        status, error = "KILLED", stop_reason(exc)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     finally:
         ranked = rank(trials, metric, mode)
-        _close_parent(tracker, ranked, metric, mode, status, error)
+        _close_parent(tracker, ranked, metric, status, error)
         shutil.rmtree(scratch, ignore_errors=True)
     return SweepResult(run_id=parent_id, experiment_id=exp_id, status=status, metric=metric,
                        mode=mode, trials=ranked, error=error,
                        duration_s=round(time.monotonic() - started, 3))
 
 
-def _close_parent(tracker, ranked, metric, mode, status, error) -> None:
+def _close_parent(tracker, ranked, metric, status, error) -> None:
     """The parent carries the comparison: the ranked table, the best trial, how it ended."""
     import contextlib
 
     with contextlib.suppress(Exception):
-        rows = [{"rank": i + 1, "run_id": t["run_id"], "status": t["status"],
-                 **t["sweep_params"], **({metric: _score(t, metric)} if metric else {})}
-                for i, t in enumerate(ranked)]
-        tracker.log_table(rows, "sweep/trials.csv")
+        tracker.log_table(trial_rows(ranked, metric)[0], "sweep/trials.csv")
         tags = {"dlbench.sweep.trials": len(ranked),
                 "dlbench.sweep.finished": sum(t["status"] == "FINISHED" for t in ranked)}
-        best = ranked[0] if ranked and _score(ranked[0], metric) is not None else None
+        best = best_trial(ranked, metric)
         if best is not None:
             tags["dlbench.sweep.best_run_id"] = best["run_id"]
             tracker.log_metric(f"best_{metric}", _score(best, metric))
@@ -396,10 +394,12 @@ def _close_parent(tracker, ranked, metric, mode, status, error) -> None:
     tracker.client.set_terminated(tracker.run_id, status)
 
 
-def summary_rows(result: SweepResult) -> tuple[list[dict[str, Any]], list[str]]:
-    """The table ``dlbench sweep`` prints: one row per trial, best first."""
-    axes = list(dict.fromkeys(k for t in result.trials for k in t["sweep_params"]))
+def trial_rows(ranked: list[dict[str, Any]], metric: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per trial, best first, and the columns: what ``dlbench sweep`` prints and the
+    sweep run keeps as ``sweep/trials.csv``."""
+    axes = list(dict.fromkeys(k for t in ranked for k in t["sweep_params"]))
+    score = metric or "metric"
     rows = [{"rank": i + 1, "run_id": t["run_id"], "status": t["status"], **t["sweep_params"],
-             result.metric or "metric": _score(t, result.metric), "seconds": t.get("duration_s")}
-            for i, t in enumerate(result.trials)]
-    return rows, ["rank", "run_id", "status", *axes, result.metric or "metric", "seconds"]
+             score: _score(t, metric), "seconds": t.get("duration_s")}
+            for i, t in enumerate(ranked)]
+    return rows, ["rank", "run_id", "status", *axes, score, "seconds"]

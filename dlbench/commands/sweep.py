@@ -32,7 +32,7 @@ def command(name, params, workers, backend, metric, mode, data_path, quick, seed
             experiment_name, run_name, tracking_uri, as_json):
     """Run experiment NAME over a grid of params, each trial a child run; best first."""
     from dlbench.cli import EXIT_INTERRUPTED, _registry, _stdout_to_stderr
-    from dlbench.sweep import SweepRequest, parse_grid, run_sweep, summary_rows
+    from dlbench.sweep import SweepRequest, parse_grid, run_sweep, trial_rows
     from dlbench.tables import format_table
 
     request = SweepRequest(
@@ -46,7 +46,7 @@ def command(name, params, workers, backend, metric, mode, data_path, quick, seed
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
     else:
-        rows, columns = summary_rows(result)
+        rows, columns = trial_rows(result.trials, result.metric)
         click.echo(f"sweep {result.run_id} {result.status} in {result.duration_s:.1f} s"
                    f" ({result.metric or 'no metric'}, {'largest' if result.mode == 'max' else 'smallest'}"
                    " first)")
