@@ -289,7 +289,11 @@ class Tracker:
         self.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
 
     def log_figure(self, figure, artifact_file: str) -> None:
-        """Log a matplotlib figure as an image and close it (figures are not freed otherwise)."""
+        """Log a matplotlib figure as an image and close it (figures are not freed otherwise).
+
+        Plugins draw with plain ``pyplot``: the runner selects the file-only Agg backend
+        (``MPLBACKEND``) before any plugin code runs, so no window or display is needed.
+        """
         import matplotlib.pyplot as plt
 
         try:

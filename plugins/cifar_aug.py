@@ -102,9 +102,6 @@ def train_one(ctx, data, train, validation, *, views: int):
 
 
 def plot_validation(curves: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -119,9 +116,6 @@ def plot_validation(curves: dict):
 
 def plot_views(images, names):
     """A grid: one row per example image (``names`` label the rows), one column per view."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 

@@ -401,9 +401,6 @@ def summarize(rows):
 
 
 def plot_spectrograms(name, noisy, denoised, clean, settings):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -421,9 +418,6 @@ def plot_spectrograms(name, noisy, denoised, clean, settings):
 
 
 def plot_loss(history, output):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)

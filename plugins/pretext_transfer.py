@@ -150,9 +150,6 @@ def downstream_model(pretext, p):
 
 
 def plot_curves(curves: dict, labeled: int):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -42,9 +42,6 @@ def accuracy(p, y):
 
 def plot_boundary(weights, bias, x, y):
     """The validation points and the learned decision line w.x + b = 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
