@@ -345,7 +345,8 @@ class Tracker:
             callback.flush()
 
     def keras_callback(self, prefix: str = ""):
-        """A Keras callback that logs every epoch's metrics (step = epoch, batched writes)."""
+        """A Keras callback that logs every epoch's metrics (step = epoch, batched writes) and,
+        when the fit ends, its ``seconds_per_epoch``."""
         from dlbench.keras_logging import MetricsCallback
 
         callback = MetricsCallback(self, prefix=prefix)
