@@ -25,7 +25,6 @@ fails unless the run FINISHED and logged metrics (every name in ``Experiment.log
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -86,7 +85,10 @@ def plugin_problems(plugin: Any, name: str = "plugin_under_test") -> list[str]:
     """
     from dlbench.registry import load_registry
 
-    with _only_extra_plugins():
+    from unittest import mock
+
+    # An empty allow-list: no installed entry point loads, only ``plugin``.
+    with mock.patch.dict(os.environ, {"DLBENCH_LOAD_PLUGINS": ","}):
         registry = load_registry(extra_plugins=[(name, plugin)])
     info = registry.plugins[name]
     problems = [f"{name}: {error}" for error in info.errors]
@@ -99,19 +101,6 @@ def check_plugin(plugin: Any, name: str = "plugin_under_test") -> None:
     """Fail (AssertionError) unless ``plugin``'s declarations are all valid."""
     problems = plugin_problems(plugin, name)
     assert not problems, "invalid plugin declarations:\n  " + "\n  ".join(problems)
-
-
-@contextlib.contextmanager
-def _only_extra_plugins():
-    saved = os.environ.get("DLBENCH_LOAD_PLUGINS")
-    os.environ["DLBENCH_LOAD_PLUGINS"] = ","  # an empty allow-list: no entry point loads
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["DLBENCH_LOAD_PLUGINS"]
-        else:
-            os.environ["DLBENCH_LOAD_PLUGINS"] = saved
 
 
 @dataclass
