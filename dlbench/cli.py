@@ -143,6 +143,11 @@ def _range_text(param: dict) -> str:
     return ""
 
 
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+    help="MLflow store, also read from $MLFLOW_TRACKING_URI [default: sqlite:///mlruns/mlflow.db].")
+"""Every command that opens the store takes it the same way."""
+
 RUN_OPTIONS = (
     click.option("--data", "data_path", type=click.Path(path_type=Path),
                  help="Where the data is (the layout is detected; see: dlbench datasets)."),
@@ -150,8 +155,7 @@ RUN_OPTIONS = (
     click.option("--seed", type=int, default=0, show_default=True,
                  help="Seed for python, numpy, TF."),
     click.option("--experiment-name", help="MLflow experiment to log into [default: NAME]."),
-    click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                 help="MLflow store [default: sqlite:///mlruns/mlflow.db]."),
+    TRACKING_URI_OPTION,
     click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout."),
 )
 
@@ -259,8 +263,7 @@ def plugins(as_json):
 @click.option("--port", type=int, default=5000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; loopback unless you mean to share it.")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-              help="Store to show [default: sqlite:///mlruns/mlflow.db].")
+@TRACKING_URI_OPTION
 def ui(port, host, tracking_uri):
     """Open the MLflow UI on the project's store."""
     from dlbench.tracking import ui_command

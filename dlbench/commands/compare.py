@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli import TRACKING_URI_OPTION
+
 
 @click.command("compare")
 @click.argument("name")
@@ -24,8 +26,7 @@ import click
               help="Include nested child runs (ctx.child); by default only top-level runs.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
               help="Overlay each --metric's per-epoch history across the runs into a PNG.")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-              help="Store to read [default: sqlite:///mlruns/mlflow.db].")
+@TRACKING_URI_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
 def command(name, metrics, descending, last, children, plot, tracking_uri, as_json):
     """Compare the runs of experiment NAME: differing params and final metrics."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli import TRACKING_URI_OPTION
 from dlbench.errors import DataError, TrackingError, UsageError
 from dlbench.spectral import MODEL_ARTIFACT, SETTINGS_FILE
 
@@ -22,8 +23,7 @@ MODEL_FILE = f"{MODEL_ARTIFACT}.keras"  # the name ctx.log_model gives it
 
 @click.command("denoise")
 @click.option("--run", "run_id", required=True, help="MLflow run id of a denoise_* run.")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-              help="MLflow store [default: sqlite:///mlruns/mlflow.db].")
+@TRACKING_URI_OPTION
 @click.argument("input_path", metavar="INPUT.wav", type=click.Path(path_type=Path))
 @click.argument("output_path", metavar="[OUTPUT.wav]", required=False, type=click.Path(path_type=Path))
 def command(run_id, tracking_uri, input_path, output_path):

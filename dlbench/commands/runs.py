@@ -11,12 +11,13 @@ import json
 
 import click
 
+from dlbench.cli import TRACKING_URI_OPTION
+
 
 @click.command("runs")
 @click.option("--repair", is_flag=True,
               help="Mark this host's RUNNING runs whose process is gone FAILED, with the reason.")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-              help="Store to check [default: sqlite:///mlruns/mlflow.db].")
+@TRACKING_URI_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(repair, tracking_uri, as_json):
     """List runs marked RUNNING; with --repair, close the orphaned ones as FAILED."""
