@@ -1,5 +1,4 @@
-"""The Keras callback behind ``ctx.keras_callback()``: per-epoch metrics into the run, and
-``seconds_per_epoch`` (the fit's wall time over its epochs, validation included) when it ends.
+"""The Keras callback behind ``ctx.keras_callback()``: per-epoch metrics into the run.
 
 Imported only when a run asks for it, since it imports Keras. Metrics are buffered and
 written in batches (one ``log_batch`` per few seconds, and at the end of training), so a
@@ -24,10 +23,6 @@ class MetricsCallback(keras.callbacks.Callback):
         self.flush_seconds = flush_seconds
         self._pending: list = []
         self._last_flush = time.monotonic()
-        self._epochs, self._last_step = 0, 0
-
-    def on_train_begin(self, logs=None):
-        self._fit_started, self._epochs = time.perf_counter(), 0
 
     def on_epoch_end(self, epoch, logs=None):
         from mlflow.entities import Metric
@@ -37,17 +32,10 @@ class MetricsCallback(keras.callbacks.Callback):
             value = float(value)
             if math.isfinite(value):
                 self._pending.append(Metric(self.prefix + key, value, now, epoch + 1))
-        self._epochs, self._last_step = self._epochs + 1, epoch + 1
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def on_train_end(self, logs=None):
-        from mlflow.entities import Metric
-
-        if self._epochs:
-            seconds = (time.perf_counter() - self._fit_started) / self._epochs
-            self._pending.append(Metric(self.prefix + "seconds_per_epoch", seconds,
-                                        int(time.time() * 1000), self._last_step))
         self.flush()
 
     def flush(self) -> None:

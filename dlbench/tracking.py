@@ -345,8 +345,7 @@ class Tracker:
             callback.flush()
 
     def keras_callback(self, prefix: str = ""):
-        """A Keras callback that logs every epoch's metrics (step = epoch, batched writes) and,
-        when the fit ends, its ``seconds_per_epoch``."""
+        """A Keras callback that logs every epoch's metrics (step = epoch, batched writes)."""
         from dlbench.keras_logging import MetricsCallback
 
         callback = MetricsCallback(self, prefix=prefix)

@@ -72,6 +72,8 @@ def split_validation(y, fraction: float, seed: int):
 
 def train_one(ctx, data, train, validation, *, views: int):
     """Train a fresh CNN on ``views`` x the training images; return (history, test accuracy)."""
+    import time
+
     import keras
 
     from dlbench_plugins.cnn import small_cnn
@@ -85,6 +87,7 @@ def train_one(ctx, data, train, validation, *, views: int):
         metrics=["accuracy"],
     )
     x, y = data.x_train, data.y_train
+    started = time.perf_counter()
     history = model.fit(
         image_batches(x[train], y[train], p["batch_size"], views=views, shuffle=True, seed=ctx.seed),
         validation_data=image_batches(x[validation], y[validation], 512),
@@ -92,6 +95,7 @@ def train_one(ctx, data, train, validation, *, views: int):
         callbacks=[ctx.keras_callback()],
         verbose=0,
     )
+    ctx.log_metric("seconds_per_epoch", (time.perf_counter() - started) / p["epochs"])
     _, test_accuracy = model.evaluate(image_batches(data.x_test, data.y_test, 512), verbose=0)
     ctx.log_metric("test_accuracy", test_accuracy)
     return history.history, test_accuracy

@@ -106,6 +106,8 @@ def evaluate_every(every: int, test, report):
 
 def train_pretext(ctx, images, test_images):
     """Fit the 3-way pretext CNN on ``images``; return it and its accuracy on ``test_images``."""
+    import time
+
     import keras
 
     from dlbench_plugins.cnn import small_cnn
@@ -116,9 +118,11 @@ def train_pretext(ctx, images, test_images):
         model = small_cnn(len(PRETEXT_CLASSES), name="pretext")
         model.compile(optimizer=keras.optimizers.Adam(p["pretext_lr"]),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
     augment = PRETEXT_AUGMENTS[p["pretext_augment"]]
     model.fit(batches(x, y, p["pretext_batch_size"], shuffle=True, seed=ctx.seed, augment=augment),
               epochs=p["pretext_epochs"], callbacks=[ctx.keras_callback()], verbose=0)
+    ctx.log_metric("seconds_per_epoch", (time.perf_counter() - started) / p["pretext_epochs"])
     _, accuracy = model.evaluate(batches(*pretext_views(test_images), 512), verbose=0)
     return model, float(accuracy)
 
@@ -158,6 +162,8 @@ def plot_curves(curves: dict, labeled: int):
 
 
 def run(ctx):
+    import time
+
     import keras
     import numpy as np
 
@@ -197,8 +203,10 @@ def run(ctx):
             keras.utils.set_random_seed(ctx.seed + 1)  # same fresh head in both
             with ctx.strategy_scope():
                 model = downstream_model(source, p)
+            started = time.perf_counter()
             model.fit(train, epochs=p["epochs"], verbose=0,
                       callbacks=[child.keras_callback(), evaluate_every(p["eval_every"], test, report)])
+            child.log_metric("seconds_per_epoch", (time.perf_counter() - started) / p["epochs"])
             child.log_metric("test_accuracy", points[-1][1])
         ctx.log(f"{name}: test accuracy {points[-1][1]:.3f} after {p['epochs']} epochs")
 
