@@ -252,6 +252,7 @@ class Tracker:
         self.client = client
         self.run_id = run_id
         self.scratch = scratch
+        self._metric_callbacks: list = []  # what keras_callback() handed out; flushed together
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -341,7 +342,7 @@ class Tracker:
     def flush_metrics(self) -> None:
         """Write what Keras callbacks still buffer: before a checkpoint, and when a run ends
         early (a failed or killed run keeps its curve up to the last epoch)."""
-        for callback in getattr(self, "_metric_callbacks", ()):
+        for callback in self._metric_callbacks:
             callback.flush()
 
     def keras_callback(self, prefix: str = ""):
@@ -350,7 +351,7 @@ class Tracker:
 
         callback = MetricsCallback(self, prefix=prefix)
         # Checkpoints flush these first, so a resumed run's history has no gap.
-        self._metric_callbacks = [*getattr(self, "_metric_callbacks", []), callback]
+        self._metric_callbacks.append(callback)
         return callback
 
     def _scratch_file(self, artifact_file: str) -> Path:
