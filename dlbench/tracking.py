@@ -245,6 +245,11 @@ def experiment_id(client, name: str, store: Store) -> str:
         return found.experiment_id
 
 
+def model_file(name: str) -> str:
+    """The file name :meth:`Tracker.log_model` gives model ``name`` inside its artifact folder."""
+    return f"{name}.keras"
+
+
 class Tracker:
     """Logging calls bound to one MLflow run; what ``ctx.log_*`` does."""
 
@@ -328,14 +333,15 @@ class Tracker:
             self.log_dict([dict(row) for row in rows], artifact_file)
 
     def log_model(self, model, name: str) -> Path:
-        """Save a Keras model as ``<name>/<name>.keras`` in the run; returns the local folder.
+        """Save a Keras model as ``<name>/<name>.keras`` (:func:`model_file`) in the run;
+        returns the local folder.
 
         Extra files a plugin writes into the returned folder before the run ends are not
         uploaded; log them with :meth:`log_artifact` under the same ``name``.
         """
         folder = self.scratch / "models" / name
         folder.mkdir(parents=True, exist_ok=True)
-        model.save(folder / f"{name}.keras")
+        model.save(folder / model_file(name))
         self.client.log_artifacts(self.run_id, str(folder), name)
         return folder
 

@@ -18,8 +18,6 @@ from dlbench.cli import TRACKING_URI_OPTION
 from dlbench.errors import DataError, TrackingError, UsageError
 from dlbench.spectral import MODEL_ARTIFACT, SETTINGS_FILE
 
-MODEL_FILE = f"{MODEL_ARTIFACT}.keras"  # the name ctx.log_model gives it
-
 
 @click.command("denoise")
 @click.option("--run", "run_id", required=True, help="MLflow run id of a denoise_* run.")
@@ -74,7 +72,7 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
     from mlflow.exceptions import MlflowException
 
     from dlbench.spectral import SpectralSettings
-    from dlbench.tracking import open_store, resolve_store
+    from dlbench.tracking import model_file, open_store, resolve_store
 
     client = open_store(resolve_store(tracking_uri), create=False)
     try:
@@ -84,8 +82,9 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
             f"run {run_id!r} not found in {client.tracking_uri}; fix: take the run_id from"
             " `dlbench run ... --json` or the MLflow UI, or pass --tracking-uri"
         ) from exc
+    network = model_file(MODEL_ARTIFACT)
     files = {a.path for a in client.list_artifacts(run_id, MODEL_ARTIFACT)}
-    needed = {f"{MODEL_ARTIFACT}/{SETTINGS_FILE}", f"{MODEL_ARTIFACT}/{MODEL_FILE}"}
+    needed = {f"{MODEL_ARTIFACT}/{SETTINGS_FILE}", f"{MODEL_ARTIFACT}/{network}"}
     if not needed <= files:
         what = run.data.tags.get("dlbench.experiment") or run.info.run_name
         raise UsageError(
@@ -94,7 +93,7 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
         )
     local = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(folder)))
     settings = SpectralSettings.from_dict(json.loads((local / SETTINGS_FILE).read_text()))
-    model = keras.models.load_model(local / MODEL_FILE, compile=False)
+    model = keras.models.load_model(local / network, compile=False)
     return model, settings
 
 
