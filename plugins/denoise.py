@@ -121,8 +121,10 @@ def load_features(ctx):
     else:
         fit = [training_frames(data.train, counts, split, settings, level, shifts)]
     rng = np.random.default_rng(ctx.seed)
-    for _ in range(p["remix"]):
-        fit.append(training_frames(data.train, counts, split, settings, level, remix=(rng, p["remix_gain"])))
+    remix = (rng, p["remix_gain"])
+    # Each remix is another noisy copy of the same audio, cut into frames the same way.
+    fit += [training_frames(data.train, counts, split, settings, level, shifts, remix)
+            for _ in range(p["remix"])]
     return data, stfts, settings, Frames.concat(fit), frames[split:]
 
 

@@ -286,3 +286,29 @@ def test_frame_shifts_add_real_windows_before_the_validation_frames():
     after.noisy[split * 512:] = 0.5  # change only the validation frames' audio
     again = training_frames([after], [len(noisy)], split, settings, 2.0, shifts=4)
     np.testing.assert_array_equal(again.features, shifted.features)
+
+
+def test_remix_copies_take_their_frames_at_the_training_hop():
+    """With frame_shifts=2 and remix=1 every copy brings as many frames as the original audio,
+    the remix's clean target is the original's, and validation keeps the hop-512 frames."""
+    from types import SimpleNamespace
+
+    from dlbench.datasets.speech import SpeechClip, SpeechData
+    from dlbench_plugins.denoise import load_features
+
+    rng = np.random.default_rng(1)
+    clean = rng.standard_normal(40 * 512).astype("float32")
+    clip = SpeechClip("a", clean + 0.1 * rng.standard_normal(len(clean)).astype("float32"), clean)
+    data = SpeechData(train=[clip], evaluation=[], listen=[], sample_rate=16000, layout="synth",
+                      source="test", digest="remix-hop-test")
+    params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
+              "validation_split": 0.25, "frame_shifts": 2, "remix": 1, "remix_gain": 0.3}
+    ctx = SimpleNamespace(params=params, seed=0, data=lambda name: data)
+
+    _, _, _, fit, validation = load_features(ctx)
+    kept = int(41 * 0.75)  # 40 * 512 samples make 41 centred frames at hop 512
+    assert len(validation) == 41 - kept
+    assert len(fit) == 2 * (2 * kept)  # the original and one remix, each at hop 256
+    half = len(fit) // 2
+    np.testing.assert_allclose(fit.target[:half], fit.target[half:], atol=1e-6)
+    assert not np.allclose(fit.noisy[:half], fit.noisy[half:])
