@@ -88,16 +88,48 @@ def test_quick_run_artifacts(quick_run, store, tmp_path):
     assert table.startswith("file,") and "train_male_heldout," in table
 
 
-def test_denoise_command_on_a_real_recording(quick_run, store, tmp_path):
-    source = tmp_path / "talk.wav"
+def denoise_a_course_recording(run_id, store, folder):
+    """`dlbench denoise` on a copy of test_x_01: (noisy, its rate, denoised, its rate)."""
+    source = folder / "talk.wav"
     shutil.copy(COURSE / "test_x_01.wav", source)
-    out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store, str(source)])
+    out = run_cli(["denoise", "--run", run_id, "--tracking-uri", store, str(source)])
     assert out.returncode == 0, out.stderr[-3000:]
-    noisy, rate = soundfile.read(source)
-    denoised, out_rate = soundfile.read(tmp_path / "talk.denoised.wav")
+    return (*soundfile.read(source), *soundfile.read(folder / "talk.denoised.wav"))
+
+
+def test_denoise_command_on_a_real_recording(quick_run, store, tmp_path):
+    noisy, rate, denoised, out_rate = denoise_a_course_recording(quick_run["run_id"], store, tmp_path)
     assert out_rate == rate and denoised.shape == noisy.shape
     assert np.all(np.isfinite(denoised)) and not np.allclose(denoised, noisy, atol=1e-3)
     assert np.std(denoised) > 0.01 * np.std(noisy)  # not silence
+
+
+def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tmp_path):
+    """The conv1d defaults end to end: logged run, a .keras model whose gain stops at
+    max_gain when loaded back, and `dlbench denoise` with it."""
+    import keras
+
+    out = run_cli(["run", "denoise_conv1d", "--quick", "--json", "--tracking-uri", store,
+                   "--data", str(COURSE)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    run = client(store).get_run(summary["run_id"])
+    assert run.info.status == "FINISHED" and set(SCORES) <= set(run.data.metrics)
+    params = run.data.params
+    assert params["target"] == "phase_sensitive"
+    assert params["max_gain"] == "1.0" and params["pool_size"] == "4"
+
+    local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
+    network = keras.saving.load_model(local)
+    assert network.layers[-1].name == "gain" and float(network.layers[-1].max_value) == 1.0
+    loud = 5 * np.random.default_rng(0).random((8, 513, 1), dtype="float32")
+    gains = network.predict(loud, verbose=0)
+    assert gains.min() >= 0 and gains.max() <= 1.0
+
+    noisy, _, denoised, _ = denoise_a_course_recording(summary["run_id"], store, tmp_path)
+    assert denoised.shape == noisy.shape and np.all(np.isfinite(denoised))
+    # A gain of at most 1 per bin cannot add energy beyond the overlap-add's rounding.
+    assert np.sum(denoised**2) <= 1.01 * np.sum(noisy**2)
 
 
 def test_denoise_command_resamples_and_keeps_channels_and_length(quick_run, store, tmp_path):
@@ -274,17 +306,17 @@ def test_frame_shifts_add_real_windows_before_the_validation_frames():
     whole = clip_frames(noisy, spectral.magnitude_phase(clip.clean, settings)[0], settings, 2.0)
     split = 30
 
-    plain = training_frames([clip], [len(noisy)], split, settings, 2.0)
+    plain = training_frames([clip], [len(noisy)], split, settings, 2.0, "magnitude")
     np.testing.assert_allclose(plain.features, whole.features[:split], atol=1e-6)
     np.testing.assert_allclose(plain.target, whole.target[:split], atol=1e-6)
 
-    shifted = training_frames([clip], [len(noisy)], split, settings, 2.0, shifts=4)
+    shifted = training_frames([clip], [len(noisy)], split, settings, 2.0, "magnitude", shifts=4)
     assert len(shifted) == 4 * split
     np.testing.assert_allclose(shifted.noisy[::4], whole.noisy[:split], atol=1e-6)
     np.testing.assert_allclose(shifted.target[::4], whole.target[:split], atol=1e-6)
     after = SpeechClip("a", clip.noisy.copy(), clip.clean.copy())
     after.noisy[split * 512:] = 0.5  # change only the validation frames' audio
-    again = training_frames([after], [len(noisy)], split, settings, 2.0, shifts=4)
+    again = training_frames([after], [len(noisy)], split, settings, 2.0, "magnitude", shifts=4)
     np.testing.assert_array_equal(again.features, shifted.features)
 
 
@@ -302,7 +334,8 @@ def test_remix_copies_take_their_frames_at_the_training_hop():
     data = SpeechData(train=[clip], evaluation=[], listen=[], sample_rate=16000, layout="synth",
                       source="test", digest="remix-hop-test")
     params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
-              "validation_split": 0.25, "frame_shifts": 2, "remix": 1, "remix_gain": 0.3}
+              "validation_split": 0.25, "frame_shifts": 2, "remix": 1, "remix_gain": 0.3,
+              "target": "magnitude"}
     ctx = SimpleNamespace(params=params, seed=0, data=lambda name: data)
 
     _, _, _, fit, validation = load_features(ctx)
@@ -312,3 +345,43 @@ def test_remix_copies_take_their_frames_at_the_training_hop():
     half = len(fit) // 2
     np.testing.assert_allclose(fit.target[:half], fit.target[half:], atol=1e-6)
     assert not np.allclose(fit.noisy[:half], fit.noisy[half:])
+
+
+def test_phase_sensitive_target_is_the_best_magnitude_on_the_noisy_phase():
+    """For each bin, |clean - a * e^(i noisy phase)|^2 over a >= 0 is least at the target."""
+    from dlbench_plugins.denoise import clean_target
+
+    rng = np.random.default_rng(2)
+    clean = rng.standard_normal((6, 5)) + 1j * rng.standard_normal((6, 5))
+    noisy = clean + rng.standard_normal((6, 5)) + 1j * rng.standard_normal((6, 5))
+    np.testing.assert_allclose(clean_target(clean, noisy, "magnitude"), np.abs(clean), rtol=1e-6)
+
+    target = clean_target(clean, noisy, "phase_sensitive")
+    gains = np.linspace(0, 4, 4001)[:, None, None]
+    error = np.abs(clean - gains * np.exp(1j * np.angle(noisy))) ** 2
+    np.testing.assert_allclose(target, gains[np.argmin(error, axis=0), 0, 0], atol=1e-3)
+    assert np.any(target == 0) and np.all(target <= np.abs(clean) + 1e-6)
+
+
+@pytest.mark.parametrize("output, ceiling", [("mask", 1.0), ("mask", 0.0), ("magnitude", 1.0)])
+def test_max_gain_caps_only_a_mask(output, ceiling):
+    from dlbench_plugins.denoise import build_conv1d
+
+    network = build_conv1d((513, 1), {"kernel_size": 3, "pool_size": 4, "output": output,
+                                          "max_gain": ceiling})
+    dense = next(layer for layer in reversed(network.layers) if layer.weights)
+    kernel, bias = dense.get_weights()
+    dense.set_weights([np.zeros_like(kernel), np.full_like(bias, 3.0)])  # gain 3 before the ReLU
+    gains = network.predict(np.ones((2, 513, 1), dtype="float32"), verbose=0)
+    expected = 1.0 if (output == "mask" and ceiling) else 3.0
+    np.testing.assert_allclose(gains, expected)
+
+
+@pytest.mark.parametrize("pool", [2, 4])
+def test_pool_size_sets_the_width_of_the_last_dense(pool):
+    from dlbench_plugins.denoise import build_conv1d
+
+    params = {"kernel_size": 3, "pool_size": pool, "output": "mask", "max_gain": 0}
+    network = build_conv1d((513, 1), params)
+    dense = next(layer for layer in reversed(network.layers) if layer.weights)
+    assert dense.get_weights()[0].shape == (513 // pool // pool * 256, 513)
