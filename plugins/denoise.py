@@ -319,15 +319,17 @@ def inner_network(model):
     return nested[0] if nested else model
 
 
-def train(ctx, build, fit: Frames, validation: Frames, output: str = "mask"):
+def train(ctx, build, fit: Frames, validation: Frames):
     """Fit with early stopping; on a dead output, retry from a fresh start at a quarter of the step.
 
-    Returns the network (features -> gain or magnitude) and the Keras history.
+    Returns the network (features -> gain or magnitude, as ``ctx.params["output"]`` says; the
+    builders read the same param) and the Keras history.
     """
     import keras
     import numpy as np
 
     p = ctx.params
+    output = p["output"]
     probe = fit[np.linspace(0, len(fit) - 1, num=min(64, len(fit))).astype(int)].inputs(output)
     learning_rate = p["learning_rate"]
     for attempt in range(1, p["dead_output_retries"] + 2):
@@ -492,7 +494,7 @@ def run_experiment(ctx, build):
     )
     ctx.log_dict(data.describe(), "data.json")
 
-    model, history = train(ctx, build, fit, validation, settings.output)
+    model, history = train(ctx, build, fit, validation)
 
     rows, examples = evaluate(ctx, model, data, stfts, settings)
     ctx.log_table(rows, "per_file.csv")

@@ -213,7 +213,7 @@ class FakeContext:
 
     def __init__(self, **params):
         self.params = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 16, "validation_split": 0.25,
-                       "patience": 5, "dead_output_retries": 1, "checkpoint_every": 0, **params}
+                       "output": "mask", "patience": 5, "dead_output_retries": 1, "checkpoint_every": 0, **params}
         self.seed, self.tags, self.lines = 0, {}, []
         self.initial_epoch = 0
 
@@ -240,6 +240,11 @@ class FakeContext:
         self.lines.append(line)
 
 
+def output_dense(network):
+    """The Dense(513) that makes a denoiser's output (a capped ReLU layer may follow it)."""
+    return next(layer for layer in reversed(network.layers) if layer.weights)
+
+
 def dead_first(dead_attempts):
     """A dense builder whose first ``dead_attempts`` models have an all-zero ReLU output."""
     from dlbench_plugins.denoise import build_dense
@@ -249,7 +254,7 @@ def dead_first(dead_attempts):
     def build(shape, params):
         model = build_dense(shape, params)
         if len(built) < dead_attempts:
-            last = model.layers[-1]
+            last = output_dense(model)
             kernel, bias = last.get_weights()
             last.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
         built.append(model)
@@ -265,15 +270,16 @@ def test_dead_output_is_retried_then_fails_loudly(output):
     rng = np.random.default_rng(0)
     x = rng.random((64, 513, 1)).astype("float32")
     frames = Frames(x, x[:, :, 0], x[:, :, 0] * 0.5)
-    ctx = FakeContext()
-    network, _ = train(ctx, dead_first(1), frames[:48], frames[48:], output)
+    ctx = FakeContext(output=output)
+    network, _ = train(ctx, dead_first(1), frames[:48], frames[48:])
     assert network.name == "denoise_dense"  # the features -> output network, not its training view
     assert np.any(network.predict(x[:8], verbose=0) > 0)
     assert "collapsed to all zeros at epoch 1" in ctx.tags["dlbench.dead_output"]
     assert ctx.tags["dlbench.train_attempts"] == 2 and "learning_rate=0.001" in ctx.lines[0]
 
     with pytest.raises(RuntimeError, match="all zeros"):
-        train(FakeContext(dead_output_retries=1), dead_first(2), frames[:48], frames[48:], output)
+        retry_once = FakeContext(dead_output_retries=1, output=output)
+        train(retry_once, dead_first(2), frames[:48], frames[48:])
 
 
 def test_mask_training_fits_the_gain_times_the_noisy_magnitude():
@@ -369,7 +375,7 @@ def test_max_gain_caps_only_a_mask(output, ceiling):
 
     network = build_conv1d((513, 1), {"kernel_size": 3, "pool_size": 4, "output": output,
                                           "max_gain": ceiling})
-    dense = next(layer for layer in reversed(network.layers) if layer.weights)
+    dense = output_dense(network)
     kernel, bias = dense.get_weights()
     dense.set_weights([np.zeros_like(kernel), np.full_like(bias, 3.0)])  # gain 3 before the ReLU
     gains = network.predict(np.ones((2, 513, 1), dtype="float32"), verbose=0)
@@ -383,5 +389,4 @@ def test_pool_size_sets_the_width_of_the_last_dense(pool):
 
     params = {"kernel_size": 3, "pool_size": pool, "output": "mask", "max_gain": 0}
     network = build_conv1d((513, 1), params)
-    dense = next(layer for layer in reversed(network.layers) if layer.weights)
-    assert dense.get_weights()[0].shape == (513 // pool // pool * 256, 513)
+    assert output_dense(network).get_weights()[0].shape == (513 // pool // pool * 256, 513)
