@@ -69,13 +69,13 @@ def bare_keras_seconds(name: str, summary: dict, data: str | None, quick: bool) 
     model = build(fit.features.shape[1:], params)
     if settings.output == "mask":
         model = denoise.mask_training_model(model)
-    model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="mse")
+    denoise.compile_for_training(model, params, params["learning_rate"])
     started = time.perf_counter()
     # Early stopping with restored weights is part of the recipe, not of dlbench; a patience
     # beyond the epoch count keeps it from ending the bare run at a different epoch.
     stopping = keras.callbacks.EarlyStopping(patience=10**6, restore_best_weights=True)
     model.fit(fit.inputs(settings.output), fit.target, epochs=int(summary["metrics"]["epochs_trained"]),
-              batch_size=params["batch_size"], verbose=0, callbacks=[stopping],
+              batch_size=params["batch_size"], verbose=0, callbacks=[*denoise.weight_averaging(params), stopping],
               validation_data=(validation.inputs(settings.output), validation.target))
     return time.perf_counter() - started
 

@@ -117,7 +117,7 @@ def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tm
     assert run.info.status == "FINISHED" and set(SCORES) <= set(run.data.metrics)
     params = run.data.params
     assert params["target"] == "phase_sensitive"
-    assert params["max_gain"] == "1.0" and params["pool_size"] == "4"
+    assert params["max_gain"] == "1.0" and params["pool_size"] == "4" and params["ema_momentum"] == "0.995"
 
     local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
     network = keras.saving.load_model(local)
@@ -213,7 +213,8 @@ class FakeContext:
 
     def __init__(self, **params):
         self.params = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 16, "validation_split": 0.25,
-                       "output": "mask", "patience": 5, "dead_output_retries": 1, "checkpoint_every": 0, **params}
+                       "output": "mask", "patience": 5, "dead_output_retries": 1, "checkpoint_every": 0,
+                       "ema_momentum": 0.0, **params}
         self.seed, self.tags, self.lines = 0, {}, []
         self.initial_epoch = 0
 
@@ -280,6 +281,24 @@ def test_dead_output_is_retried_then_fails_loudly(output):
     with pytest.raises(RuntimeError, match="all zeros"):
         retry_once = FakeContext(dead_output_retries=1, output=output)
         train(retry_once, dead_first(2), frames[:48], frames[48:])
+
+
+@pytest.mark.parametrize("ema_momentum", [0.0, 0.9])
+def test_the_network_kept_is_the_one_validation_scored_best(ema_momentum):
+    """With weight averaging on, validation scores the averaged weights, so the network kept
+    must be those weights at the best epoch; its loss on the validation frames is then the
+    lowest ``val_loss`` in the history. Raw weights kept instead would score differently."""
+    from dlbench_plugins.denoise import Frames, build_dense, train
+
+    rng = np.random.default_rng(0)
+    x = rng.random((96, 513, 1)).astype("float32")
+    frames = Frames(x, x[:, :, 0], x[:, :, 0] * 0.5)
+    ctx = FakeContext(epochs=4, patience=10, learning_rate=1e-2, ema_momentum=ema_momentum)
+    fit, validation = frames[:64], frames[64:]
+    network, history = train(ctx, build_dense, fit, validation)
+    gain = network.predict(validation.features, verbose=0)
+    loss = np.mean((gain * validation.noisy - validation.target) ** 2)
+    assert loss == pytest.approx(min(history["val_loss"]), rel=1e-4)
 
 
 def test_mask_training_fits_the_gain_times_the_noisy_magnitude():
