@@ -75,7 +75,7 @@ def bare_keras_seconds(name: str, summary: dict, data: str | None, quick: bool) 
     # beyond the epoch count keeps it from ending the bare run at a different epoch.
     stopping = keras.callbacks.EarlyStopping(patience=10**6, restore_best_weights=True)
     model.fit(fit.inputs(settings.output), fit.target, epochs=int(summary["metrics"]["epochs_trained"]),
-              batch_size=params["batch_size"], verbose=0, callbacks=[*denoise.weight_averaging(params), stopping],
+              batch_size=params["batch_size"], verbose=0, callbacks=[*denoise.weight_averaging(model), stopping],
               validation_data=(validation.inputs(settings.output), validation.target))
     return time.perf_counter() - started
 

@@ -329,20 +329,22 @@ def compile_for_training(model, params, learning_rate):
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaging), loss="mse")
 
 
-def weight_averaging(params):
+def weight_averaging(model):
     """Callbacks that put the weights' moving average into the model for validation and at
-    every epoch's end (none when ``ema_momentum`` is 0).
+    every epoch's end; none when the model's optimizer keeps no average.
 
     With ~2,000 training frames the weights jitter around their optimum from one minibatch
     to the next; their average along the way sits closer to it. So validation scores the
     average, early stopping keeps the best average, and that is the network saved: on the
     course hold-out, momentum 0.995 lifted conv1d from 12.48 to 12.68 dB (mean of seeds 0-4)
-    and its worst seed from 12.25 to 12.54.
-    Callbacks that read the weights (early stopping, the dead-output check) go after these.
+    and its worst seed from 12.25 to 12.54. Callbacks that read the weights (early stopping,
+    the dead-output check) go after these. The optimizer, not the params, decides, so a model
+    restored by ``--resume`` gets the callbacks its saved optimizer needs.
     """
     import keras
 
-    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if params["ema_momentum"] else []
+    averaging = getattr(model.optimizer, "use_ema", False)
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if averaging else []
 
 
 def train(ctx, build, fit: Frames, validation: Frames):
@@ -374,7 +376,7 @@ def train(ctx, build, fit: Frames, validation: Frames):
         # average as the optimizer holds them, before the average is swapped in.
         callbacks = [ctx.checkpoint_callback(every=p["checkpoint_every"])] if p["checkpoint_every"] else []
         callbacks += [
-            *weight_averaging(p),
+            *weight_averaging(model),
             ctx.keras_callback(),
             keras.callbacks.EarlyStopping(patience=p["patience"], restore_best_weights=True),
             dead,
