@@ -38,6 +38,8 @@ def checkpoint_callback(tracker, every: int = 1):
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if (epoch + 1) % every == 0:
+                # This epoch's metrics too, whether the metrics callback ran before us or not.
+                tracker.record_epoch(self.model, epoch, logs)
                 save_checkpoint(tracker, self.model, epoch + 1)
 
     return Checkpoint()
@@ -68,7 +70,7 @@ class Resume:
 
 def load_resume(client, run_id: str, experiment_name: str, scratch: Path) -> Resume:
     """Check ``run_id`` can be resumed by this experiment and fetch its last checkpoint."""
-    from dlbench.repair import PID_START_TAG, PID_TAG, process_alive
+    from dlbench.orphans import PID_START_TAG, PID_TAG, process_alive
 
     try:
         run = client.get_run(run_id)

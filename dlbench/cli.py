@@ -1,50 +1,62 @@
 """The ``dlbench`` command: parses, calls the registry or the runner, prints.
 
-Contract (scripts rely on it): exit 0 on success, 2 on usage errors, 1 when a run fails;
-``--json`` puts exactly one JSON object on stdout, last; logs and progress go to stderr.
-Commands beyond the core live in ``dlbench/commands/`` and are imported only when invoked,
-so ``dlbench list`` and ``--help`` stay fast (no TensorFlow, no MLflow).
+Contract (scripts rely on it): exit 0 on success, 2 on usage errors, 1 when a run fails, 130
+when interrupted; ``--json`` puts exactly one JSON object on stdout, last; logs and progress
+go to stderr. dlbench's own commands beyond the ones here live in ``dlbench/commands/`` and
+are imported only when invoked; plugins add theirs through the ``dlbench_commands`` hook.
+Nothing here imports TensorFlow or MLflow, so ``dlbench list`` and ``--help`` stay fast.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import json
 import os
 import sys
 import traceback
-from pathlib import Path
 
 import click
 
 from dlbench import __version__
-from dlbench.errors import DlbenchError
+from dlbench.console import emit_json, registry, stdout_to_stderr
+from dlbench.errors import EXIT_INTERRUPTED, DlbenchError, PluginError
+from dlbench.options import json_option, run_options, tracking_uri_option
 from dlbench.tables import format_table
 
-# Subcommands defined in their own modules: name -> "module:attribute".
+# dlbench's own commands defined in their own modules: name -> "module:attribute".
 COMMANDS = {
     "datasets": "dlbench.commands.datasets:command",
     "compare": "dlbench.commands.compare:command",
-    "denoise": "dlbench.commands.denoise:command",
     "runs": "dlbench.commands.runs:command",
     "sweep": "dlbench.commands.sweep:command",
 }
 
-EXIT_INTERRUPTED = 130
-
 
 class DlbenchGroup(click.Group):
-    """Lazy subcommands, and one-line errors with the contract's exit codes."""
+    """Lazy subcommands (ours, then the plugins'), and one-line errors with the contract's
+    exit codes."""
+
+    def _core(self) -> set[str]:
+        return set(super().list_commands(None)) | set(COMMANDS)
+
+    def _plugin_commands(self, ctx):
+        ctx.find_root().ensure_object(dict).setdefault("core_commands", self._core())
+        return registry(ctx)
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+        return sorted(self._core() | set(self._plugin_commands(ctx).commands))
 
     def get_command(self, ctx, name):
         if name in COMMANDS:
             module, _, attribute = COMMANDS[name].partition(":")
             return getattr(importlib.import_module(module), attribute)
-        return super().get_command(ctx, name)
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        plugins = self._plugin_commands(ctx)
+        if plugins.conflict("command", name):
+            raise PluginError(plugins.conflict("command", name))
+        entry = plugins.commands.get(name)
+        return entry.value if entry is not None else None
 
     def invoke(self, ctx):
         try:
@@ -76,35 +88,23 @@ def _report(ctx, line: str) -> None:
 @click.pass_context
 def main(ctx, debug):
     """Run deep-learning experiments from plugins and track them in MLflow."""
-    ctx.obj = {"debug": debug}
+    state = ctx.ensure_object(dict)
+    state["debug"] = debug
+    state.setdefault("core_commands", ctx.command._core())
     # TensorFlow's C++ start-up chatter is noise for a CLI user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _registry():
-    from dlbench.registry import load_registry
-
-    registry = load_registry()
-    for problem in registry.problems:
-        click.echo(f"warning: {problem}", err=True)
-    return registry
-
-
-def _emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
 
 
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def list_experiments(as_json):
     """List the experiments the installed plugins provide."""
-    registry = _registry()
     rows = [
         {"name": name, "plugin": entry.plugin.name, "summary": entry.value.summary}
-        for name, entry in sorted(registry.experiments.items())
+        for name, entry in sorted(registry().experiments.items())
     ]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
     elif rows:
         click.echo(format_table(rows, ["name", "plugin", "summary"]))
     else:
@@ -115,21 +115,24 @@ def list_experiments(as_json):
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def describe(name, as_json):
-    """Show an experiment's params, datasets and what it logs."""
-    entry = _registry().experiment(name)
+    """Show an experiment's params, datasets and the metrics it logs."""
+    entry = registry().experiment(name)
     info = {**entry.value.describe(), "plugin": entry.plugin.name}
     if as_json:
-        _emit_json(info)
+        emit_json(info)
         return
     click.echo(f"{info['name']} ({info['plugin']}): {info['summary']}\n")
-    rows = [
-        {**p, "default": p["default"], "range": _range_text(p)} for p in info["params"]
-    ]
+    rows = [{**p, "range": _range_text(p)} for p in info["params"]]
     click.echo(format_table(rows, ["name", "type", "default", "range", "help"]))
     click.echo(f"\ndatasets: {', '.join(info['datasets']) or '-'}")
-    click.echo(f"logs:     {', '.join(info['logs']) or '-'}")
+    if info["metrics"]:
+        shown = [{**m, "better": {"max": "larger", "min": "smaller"}.get(m["goal"], "?")}
+                 for m in info["metrics"]]
+        click.echo("\nlogs:\n" + format_table(shown, ["name", "better", "help"]))
+    else:
+        click.echo("logs:     -")
     quick = ", ".join(f"{k}={v}" for k, v in info["quick"].items())
-    click.echo(f"--quick:  {quick or '-'}")
+    click.echo(f"\n--quick:  {quick or '-'}")
     click.echo(f"\nrun it:   dlbench run {name} [-p KEY=VALUE]...")
 
 
@@ -141,30 +144,6 @@ def _range_text(param: dict) -> str:
         high = "" if param["high"] is None else param["high"]
         return f"[{low}, {high}]"
     return ""
-
-
-TRACKING_URI_OPTION = click.option(
-    "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-    help="MLflow store, also read from $MLFLOW_TRACKING_URI [default: sqlite:///mlruns/mlflow.db].")
-"""Every command that opens the store takes it the same way."""
-
-RUN_OPTIONS = (
-    click.option("--data", "data_path", type=click.Path(path_type=Path),
-                 help="Where the data is (the layout is detected; see: dlbench datasets)."),
-    click.option("--quick", is_flag=True, help="Smoke mode: tiny data, one epoch, seconds."),
-    click.option("--seed", type=int, default=0, show_default=True,
-                 help="Seed for python, numpy, TF."),
-    click.option("--experiment-name", help="MLflow experiment to log into [default: NAME]."),
-    TRACKING_URI_OPTION,
-    click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout."),
-)
-
-
-def run_options(command):
-    """The options ``run`` and ``sweep`` share: data, smoke mode, seed, store, JSON output."""
-    for option in reversed(RUN_OPTIONS):
-        command = option(command)
-    return command
 
 
 @main.command()
@@ -180,7 +159,7 @@ def run_options(command):
 def run(name, params, data_path, quick, seed, experiment_name, run_name, tracking_uri,
         resume_run_id, strategy, as_json):
     """Run experiment NAME and log it to MLflow."""
-    from dlbench.experiment import parse_assignments
+    from dlbench.declarations import parse_assignments
     from dlbench.runner import RunRequest, execute
 
     request = RunRequest(
@@ -195,11 +174,11 @@ def run(name, params, data_path, quick, seed, experiment_name, run_name, trackin
         resume_run_id=resume_run_id,
         strategy=strategy,
     )
-    registry = _registry()
-    with _stdout_to_stderr():
-        result = execute(request, registry)
+    plugins = registry()
+    with stdout_to_stderr():
+        result = execute(request, plugins)
     if as_json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
     else:
         _print_summary(result)
     if result.status == "KILLED":
@@ -217,32 +196,16 @@ def _print_summary(result) -> None:
     click.echo(f"artifacts: {result.artifact_uri}")
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send everything written to stdout during a run (Keras progress bars, C libraries
-    writing to fd 1) to stderr, so that stdout carries only the summary."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@json_option
 def plugins(as_json):
     """Show each plugin: distribution, version, what it registered, load errors."""
     from dlbench.registry import load_registry
 
-    registry = load_registry()
-    infos = [info.to_json() for _, info in sorted(registry.plugins.items())]
+    found = load_registry(reserved=main._core())
+    infos = [info.to_json() for _, info in sorted(found.plugins.items())]
     if as_json:
-        _emit_json(infos)
+        emit_json(infos)
         return
     rows = [
         {
@@ -250,12 +213,14 @@ def plugins(as_json):
             "distribution": f"{i['distribution']} {i['version']}" if i["distribution"] else None,
             "experiments": ", ".join(i["experiments"]) or None,
             "datasets": ", ".join(i["datasets"]) or None,
+            "commands": ", ".join(i["commands"]) or None,
             "errors": len(i["errors"]) or None,
         }
         for i in infos
     ]
-    click.echo(format_table(rows, ["plugin", "distribution", "experiments", "datasets", "errors"]))
-    for problem in registry.problems:
+    click.echo(format_table(rows, ["plugin", "distribution", "experiments", "datasets",
+                                   "commands", "errors"]))
+    for problem in found.problems:
         click.echo(f"error: {problem}", err=True)
 
 
@@ -263,10 +228,10 @@ def plugins(as_json):
 @click.option("--port", type=int, default=5000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; loopback unless you mean to share it.")
-@TRACKING_URI_OPTION
+@tracking_uri_option
 def ui(port, host, tracking_uri):
     """Open the MLflow UI on the project's store."""
-    from dlbench.tracking import ui_command
+    from dlbench.store import ui_command
 
     command = ui_command(tracking_uri, host=host, port=port)
     # MLflow 3's server also starts a job runner and its workers, which a UI does not need.

@@ -2,7 +2,7 @@
 
 It carries the resolved params, the seed, smoke mode and the user's data path, gives data by
 name (``ctx.data("speech")``), and logs into the run (``ctx.log_metric``, ``ctx.log_figure``,
-... from :class:`dlbench.tracking.Tracker`). ``ctx.child("baseline")`` opens a nested run for
+... from :class:`dlbench.tracker.Tracker`). ``ctx.child("baseline")`` opens a nested run for
 experiments that compare variants; the parent carries the comparison.
 """
 
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from dlbench.experiment import Experiment
-from dlbench.repair import process_tags
-from dlbench.tracking import Tracker
+from dlbench.declarations import Experiment
+from dlbench.lifecycle import ending, start_run
+from dlbench.tracker import Tracker
 
 
 class RunContext(Tracker):
@@ -98,18 +97,13 @@ class RunContext(Tracker):
 
     @contextlib.contextmanager
     def child(self, name: str) -> Iterator["RunContext"]:
-        """A nested run named ``name``: FINISHED when the block ends, FAILED if it raises."""
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=name,
-            tags={MLFLOW_PARENT_RUN_ID: self.run_id, "dlbench.experiment": self.experiment.name,
-                  **process_tags()},
-        )
+        """A nested run named ``name``; it ends like any run (FINISHED, FAILED or KILLED) and
+        passes an exception on, so the parent ends the same way."""
+        run_id = start_run(self.client, self.experiment_id, name=name, parent_run_id=self.run_id,
+                           tags={"dlbench.experiment": self.experiment.name})
         child = RunContext(
             client=self.client,
-            run_id=run.info.run_id,
+            run_id=run_id,
             experiment_id=self.experiment_id,
             experiment=self.experiment,
             params=self.params,
@@ -121,17 +115,9 @@ class RunContext(Tracker):
             loaded=self._loaded,
         )
         child.strategy = self.strategy
-        child.log_params({**self.params, "seed": self.seed, "quick": self.quick})
         try:
-            yield child
-        except BaseException as exc:
-            status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
-            with contextlib.suppress(Exception):
-                child.flush_metrics()
-                child.set_tags({"dlbench.error": f"{type(exc).__name__}: {exc}"})
-                child.log_text(traceback.format_exc(), "error/traceback.txt")
-            self.client.set_terminated(child.run_id, status)
-            raise
+            with ending(child, reraise=True):
+                child.log_params({**self.params, "seed": self.seed, "quick": self.quick})
+                yield child
         finally:
             self.strategy_used |= child.strategy_used
-        self.client.set_terminated(child.run_id, "FINISHED")

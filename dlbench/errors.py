@@ -1,8 +1,14 @@
 """Errors that reach the user as one line, each with the exit code the CLI contract gives it.
 
+Exit codes: 0 success, 1 a failed run or a problem the user can fix, 2 a usage error
+(nothing written), 130 interrupted (Ctrl-C or SIGTERM; the run is recorded KILLED).
+
 Anything else that escapes an experiment is a bug or a failed run: the runner records it as
 FAILED with its traceback as an artifact, and the CLI still prints only one line.
 """
+
+
+EXIT_INTERRUPTED = 130
 
 
 class DlbenchError(Exception):

@@ -23,17 +23,27 @@ class MetricsCallback(keras.callbacks.Callback):
         self.flush_seconds = flush_seconds
         self._pending: list = []
         self._last_flush = time.monotonic()
+        self._recorded_epoch = -1
 
     def on_epoch_end(self, epoch, logs=None):
+        self.record(epoch, logs)
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def record(self, epoch: int, logs) -> None:
+        """Buffer epoch ``epoch``'s metrics (0-based, as Keras counts), once: a checkpoint
+        taken earlier in the same epoch's callbacks records them first, so the order of the
+        callbacks does not matter."""
         from mlflow.entities import Metric
 
+        if epoch <= self._recorded_epoch:
+            return
+        self._recorded_epoch = epoch
         now = int(time.time() * 1000)
         for key, value in (logs or {}).items():
             value = float(value)
             if math.isfinite(value):
                 self._pending.append(Metric(self.prefix + key, value, now, epoch + 1))
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
 
     def on_train_end(self, logs=None):
         self.flush()

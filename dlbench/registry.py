@@ -1,8 +1,10 @@
 """Finds plugins through the ``dlbench`` entry-point group and checks what they register.
 
-One PluginManager, built here and nowhere else. Built-in experiments arrive exactly like a
-third party's: through entry points. A plugin that fails to import or registers something
-invalid is reported and skipped; the others keep working.
+One PluginManager, built here and nowhere else. Built-in experiments, datasets and commands
+arrive exactly like a third party's: through entry points. A plugin that fails to import or
+registers something invalid is reported and skipped; the others keep working. A name
+registered twice (two experiments, two datasets, two commands, or a command that would
+shadow one of dlbench's own) is refused for both, with one message naming both plugins.
 
 Environment switches (like pytest's ``-p no:NAME`` and datasette's ``DATASETTE_LOAD_PLUGINS``):
 - ``DLBENCH_DISABLE_PLUGINS=a,b``: do not load these entry-point names.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,11 +25,11 @@ from typing import Any, Iterable
 import pluggy
 
 from dlbench import hookspecs
-from dlbench.dataset import Dataset
+from dlbench.declarations import Dataset, Experiment
 from dlbench.errors import PluginError, UsageError
-from dlbench.experiment import Experiment
 
 GROUP = hookspecs.PROJECT
+COMMAND_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 @dataclass
@@ -38,6 +41,7 @@ class PluginInfo:
     version: str | None = None
     experiments: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -53,13 +57,18 @@ class Entry:
 
 
 class Registry:
-    """Every experiment and dataset the installed plugins provide, validated."""
+    """Every experiment, dataset and command the installed plugins provide, validated.
 
-    def __init__(self) -> None:
+    ``reserved`` are names no plugin command may take (dlbench's own commands).
+    """
+
+    def __init__(self, reserved: Iterable[str] = ()) -> None:
         self.plugins: dict[str, PluginInfo] = {}
         self.experiments: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
+        self.commands: dict[str, Entry] = {}
         self.conflicts: dict[str, str] = {}
+        self.reserved = set(reserved)
 
     @property
     def problems(self) -> list[str]:
@@ -72,8 +81,8 @@ class Registry:
         return self._lookup(self.datasets, name, "dataset", "dlbench datasets")
 
     def _lookup(self, table: dict[str, Entry], name: str, kind: str, how: str) -> Entry:
-        if name in self.conflicts:
-            raise PluginError(self.conflicts[name])
+        if (kind, name) in self.conflicts:
+            raise PluginError(self.conflicts[kind, name])
         if name in table:
             return table[name]
         close = difflib.get_close_matches(name, list(table), n=1)
@@ -82,30 +91,26 @@ class Registry:
 
     def add(self, plugin: PluginInfo, kind: str, items: Any) -> None:
         """Validate what one plugin's hook returned and keep the valid items."""
-        expected, table = {
-            "experiment": (Experiment, self.experiments),
-            "dataset": (Dataset, self.datasets),
-        }[kind]
         if items is None:
             return
         if not isinstance(items, (list, tuple)):
             plugin.errors.append(f"{kind} hook must return a list, got {type(items).__name__}")
             return
         for item in items:
-            if not isinstance(item, expected):
-                plugin.errors.append(
-                    f"{kind} hook returned {type(item).__name__}, expected dlbench.{expected.__name__}"
-                )
-                continue
-            problems = item.problems()
+            problems = _problems(kind, item)
             if problems:
                 plugin.errors.extend(problems)
                 continue
-            self._keep(table, kind, item, plugin)
+            self._keep(kind, item, plugin)
 
-    def _keep(self, table: dict[str, Entry], kind: str, item: Any, plugin: PluginInfo) -> None:
+    def _keep(self, kind: str, item: Any, plugin: PluginInfo) -> None:
+        table = getattr(self, f"{kind}s")
         name = item.name
-        if name in self.conflicts:
+        if (kind, name) in self.conflicts:
+            return
+        if kind == "command" and name in self.reserved:
+            plugin.errors.append(f"command {name!r} of {_origin(plugin)} would replace dlbench's"
+                                 " own command of that name; it is not added (fix: rename it)")
             return
         if name in table:
             first = table.pop(name).plugin
@@ -113,12 +118,32 @@ class Registry:
                 f"{kind} {name!r} is registered twice: by {_origin(first)} and by"
                 f" {_origin(plugin)} (fix: uninstall one, or set DLBENCH_DISABLE_PLUGINS)"
             )
-            self.conflicts[name] = message
+            self.conflicts[kind, name] = message
             first.errors.append(message)
             plugin.errors.append(message)
             return
         table[name] = Entry(item, plugin)
         getattr(plugin, f"{kind}s").append(name)
+
+    def conflict(self, kind: str, name: str) -> str | None:
+        """The message for a ``kind`` called ``name`` that two plugins registered, if any."""
+        return self.conflicts.get((kind, name))
+
+
+def _problems(kind: str, item: Any) -> list[str]:
+    """What is wrong with one registered item, as readable sentences."""
+    if kind == "command":
+        import click
+
+        if not isinstance(item, click.Command):
+            return [f"command hook returned {type(item).__name__}, expected a click.Command"]
+        if not isinstance(item.name, str) or not COMMAND_NAME_RE.match(item.name):
+            return [f"command name {item.name!r} must be lower-case words joined by '-'"]
+        return []
+    expected = {"experiment": Experiment, "dataset": Dataset}[kind]
+    if not isinstance(item, expected):
+        return [f"{kind} hook returned {type(item).__name__}, expected dlbench.{expected.__name__}"]
+    return item.problems()
 
 
 def _origin(plugin: PluginInfo) -> str:
@@ -152,14 +177,16 @@ def plugin_manager() -> pluggy.PluginManager:
     return manager
 
 
-def load_registry(extra_plugins: Iterable[tuple[str, Any]] = ()) -> Registry:
+def load_registry(extra_plugins: Iterable[tuple[str, Any]] = (),
+                  reserved: Iterable[str] = ()) -> Registry:
     """Load every plugin of the ``dlbench`` entry-point group, plus ``extra_plugins``.
 
     ``extra_plugins`` are (name, module-or-object) pairs registered directly: the way tests
     and :mod:`dlbench.testing` add an experiment without installing a distribution.
+    ``reserved`` are the command names plugins may not take (the CLI's own).
     """
     manager = plugin_manager()
-    registry = Registry()
+    registry = Registry(reserved)
     disabled = _names_from_env("DLBENCH_DISABLE_PLUGINS") or set()
     allowed = _names_from_env("DLBENCH_LOAD_PLUGINS")
     for name in _entry_point_names():
@@ -188,19 +215,20 @@ def load_registry(extra_plugins: Iterable[tuple[str, Any]] = ()) -> Registry:
         )
 
     trace = manager.trace.root.get("hook")
-    for kind, hook in (
-        ("experiment", manager.hook.dlbench_experiments),
-        ("dataset", manager.hook.dlbench_datasets),
-    ):
-        for impl in hook.get_hookimpls():
+    plugins = [plugin for _, plugin in manager.list_name_plugin() if plugin is not None]
+    for kind, hook in (("experiment", "dlbench_experiments"), ("dataset", "dlbench_datasets"),
+                       ("command", "dlbench_commands")):
+        for impl in getattr(manager.hook, hook).get_hookimpls():
             plugin = registry.plugins[impl.plugin_name]
-            trace(f"{hook.name} [{impl.plugin_name}]")
+            # Through the hook relay (hookwrappers and tracing apply), one plugin at a time,
+            # which is how we know who registered what.
+            others = [p for p in plugins if p is not impl.plugin]
             try:
-                # Calling each implementation on its own tells us who registered what.
-                items = impl.function()
+                results = manager.subset_hook_caller(hook, remove_plugins=others)()
             except Exception as exc:
-                plugin.errors.append(f"{hook.name} raised {type(exc).__name__}: {exc}")
+                plugin.errors.append(f"{hook} raised {type(exc).__name__}: {exc}")
                 continue
-            trace(f"{hook.name} [{impl.plugin_name}] -> {_names(items)}")
+            items = results[0] if results else None
+            trace(f"{hook} [{impl.plugin_name}] -> {_names(items)}")
             registry.add(plugin, kind, items)
     return registry

@@ -1,39 +1,29 @@
-"""A run's whole life: check input, open the store, seed, run, record how it ended.
+"""One ``dlbench run``: check the input, open the store, seed, run the experiment, read it back.
 
 Usage errors are raised before anything is written, so a bad ``-p`` leaves no run behind.
-Once the MLflow run exists it always ends FINISHED, FAILED (reason tag + traceback artifact)
-or KILLED (Ctrl-C / SIGTERM): never left RUNNING.
+Once the MLflow run exists, :func:`dlbench.lifecycle.ending` records how it ended.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import dlbench
-from dlbench.errors import DlbenchError, UsageError
+from dlbench.errors import UsageError
+from dlbench.lifecycle import context_tags, ending, start_run
+from dlbench.orphans import repair_orphans_quietly
 from dlbench.registry import Registry
-from dlbench.repair import process_tags
-from dlbench.tracking import Store, experiment_id, open_store, resolve_store
+from dlbench.store import Store, experiment_id, open_store, resolve_store
 
 DEFAULT_SEED = 0
-
-
-class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so a terminated run unwinds like Ctrl-C."""
 
 
 @dataclass
@@ -85,6 +75,7 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
     check_data_path(request.data_path)
     store = store or resolve_store(request.tracking_uri)
     client = open_store(store)
+    repair_orphans_quietly(client)
 
     tags = {**run_tags(entry), **request.tags}
     resume = None
@@ -101,13 +92,11 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
             raise
         request = dataclasses.replace(request, seed=resume.seed, quick=resume.quick)
         exp_id = resume.experiment_id
-        reopen(client, resume, tags)
+        reopen(client, resume, {**context_tags(), **tags})  # this process owns it now
     else:
         exp_id = experiment_id(client, request.experiment_name or experiment.name, store)
-        if request.parent_run_id:
-            tags["mlflow.parentRunId"] = request.parent_run_id
-        run = client.create_run(exp_id, run_name=request.run_name, tags=tags)
-        run_id = run.info.run_id
+        run_id = start_run(client, exp_id, name=request.run_name,
+                           parent_run_id=request.parent_run_id, tags=tags)
         scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-{run_id[:8]}-"))
     from dlbench.context import RunContext
 
@@ -125,10 +114,9 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
     )
     if resume is not None:
         ctx.initial_epoch, ctx.resume_checkpoint = resume.epoch, resume.checkpoint
-    status, error, trace = "FAILED", None, None
     started = time.monotonic()
     try:
-        with sigterm_raises():
+        with ending(ctx) as outcome:
             ctx.log_params({**params, "seed": request.seed, "quick": request.quick})
             if experiment.tensorflow:
                 ctx.set_tags(_framework_versions())
@@ -148,17 +136,9 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
                 ctx.log(f"warning: --strategy {request.strategy} had no effect: this experiment"
                         " builds its models outside ctx.strategy_scope()")
                 ctx.set_tags({"dlbench.strategy.used": "false"})
-        status = "FINISHED"
-    except (KeyboardInterrupt, Terminated) as exc:
-        status, error, trace = "KILLED", stop_reason(exc), traceback.format_exc()
-    except DlbenchError as exc:
-        error, trace = str(exc), traceback.format_exc()
-    except Exception as exc:
-        error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
     finally:
-        _end_run(ctx, status, error, trace)
         shutil.rmtree(scratch, ignore_errors=True)
-    return _read_back(client, run_id, exp_id, status, error, time.monotonic() - started)
+    return _read_back(client, run_id, exp_id, outcome.error, time.monotonic() - started)
 
 
 def check_data_path(path) -> None:
@@ -167,23 +147,7 @@ def check_data_path(path) -> None:
         raise UsageError(f"--data {path}: no such file or folder")
 
 
-def stop_reason(exc: BaseException) -> str:
-    """Why a KILLED run stopped: Ctrl-C, or SIGTERM turned into :class:`Terminated`."""
-    return "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else "terminated by SIGTERM"
-
-
-def _end_run(ctx, status: str, error: str | None, trace: str | None) -> None:
-    """Record how the run ended. Best effort on the error path: the store may be the problem."""
-    with contextlib.suppress(Exception):
-        ctx.flush_metrics()
-    if error is not None:
-        with contextlib.suppress(Exception):
-            ctx.set_tags({"dlbench.error": error, "mlflow.note.content": f"{status}: {error}"})
-            ctx.log_text(trace or error, "error/traceback.txt")
-    ctx.client.set_terminated(ctx.run_id, status)
-
-
-def _read_back(client, run_id, exp_id, status, error, duration) -> RunResult:
+def _read_back(client, run_id, exp_id, error, duration) -> RunResult:
     """The summary comes from the store itself: what is printed is what was recorded."""
     run = client.get_run(run_id)
     return RunResult(
@@ -199,18 +163,14 @@ def _read_back(client, run_id, exp_id, status, error, duration) -> RunResult:
 
 
 def run_tags(entry) -> dict[str, str]:
-    """Where a run came from: dlbench, the plugin and its source commit, this process."""
+    """Where a run came from: the experiment, the plugin and its source commit."""
     plugin = entry.plugin
     tags = {
-        "dlbench.version": dlbench.__version__,
         "dlbench.experiment": entry.value.name,
         "dlbench.plugin": plugin.name,
         "dlbench.plugin_distribution": plugin.distribution or "",
         "dlbench.plugin_version": plugin.version or "",
-        **process_tags(),  # host, pid and pid start: how orphans are found (dlbench.repair)
-        "dlbench.python": platform.python_version(),
         "mlflow.source.name": "dlbench run " + entry.value.name,
-        "mlflow.source.type": "LOCAL",
     }
     module = sys.modules.get(getattr(entry.value.run, "__module__", ""), None)
     source = getattr(module, "__file__", None)
@@ -236,20 +196,3 @@ def _framework_versions() -> dict[str, str]:
     import tensorflow as tf
 
     return {"dlbench.tensorflow_version": tf.__version__, "dlbench.keras_version": keras.__version__}
-
-
-@contextlib.contextmanager
-def sigterm_raises():
-    """Turn SIGTERM into an exception for the duration of a run (main thread only)."""
-    if threading.current_thread() is threading.main_thread():
-
-        def handler(signum, frame):
-            raise Terminated()
-
-        previous = signal.signal(signal.SIGTERM, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    else:
-        yield

@@ -92,8 +92,8 @@ def plugin_problems(plugin: Any, name: str = "plugin_under_test") -> list[str]:
         registry = load_registry(extra_plugins=[(name, plugin)])
     info = registry.plugins[name]
     problems = [f"{name}: {error}" for error in info.errors]
-    if not problems and not info.experiments and not info.datasets:
-        problems.append(f"{name}: registers no experiment and no dataset (missing @hookimpl?)")
+    if not problems and not (info.experiments or info.datasets or info.commands):
+        problems.append(f"{name}: registers no experiment, dataset or command (missing @hookimpl?)")
     return problems
 
 

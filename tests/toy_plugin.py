@@ -7,7 +7,7 @@ TOY_PLUGIN = '''
 import os
 import time
 
-from dlbench import Experiment, Param, hookimpl
+from dlbench import Experiment, Metric, Param, hookimpl
 
 
 def fit_line(ctx):
@@ -49,7 +49,8 @@ def dlbench_experiments():
                 Param("mode", str, "plain", "a choice", choices=("plain", "fancy")),
                 Param("verbose", bool, False, "say more"),
             ),
-            logs=("loss", "slope_error"),
+            logs=(Metric("loss", "min", "squared error per step"),
+                  Metric("slope_error", "min", "distance of the fitted slope from the true one")),
             quick={"epochs": 3},
             tensorflow=False,
         ),

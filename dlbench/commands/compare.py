@@ -2,7 +2,7 @@
 
 One row per run: name, start time (UTC), status, the params that differ between the runs,
 and final metrics (the last logged value of each). ``--plot`` overlays per-epoch curves,
-which MLflow's own run table cannot show. The logic lives in :mod:`dlbench.compare`.
+one figure per metric across runs. The logic lives in :mod:`dlbench.comparison`.
 """
 
 from __future__ import annotations
@@ -12,39 +12,46 @@ from pathlib import Path
 
 import click
 
-from dlbench.cli import TRACKING_URI_OPTION
+from dlbench.options import tracking_uri_option
 
 
 @click.command("compare")
 @click.argument("name")
 @click.option("--metric", "-m", "metrics", multiple=True, metavar="M",
               help="Show this metric (repeatable); rows are sorted by the first one.")
-@click.option("--descending", is_flag=True, help="Sort by the first metric, largest first.")
+@click.option("--descending", "order", flag_value="descending",
+              help="Sort by the first metric, largest first [default: best first, as the"
+                   " experiment declares; else smallest first].")
+@click.option("--ascending", "order", flag_value="ascending",
+              help="Sort by the first metric, smallest first.")
 @click.option("--last", type=click.IntRange(min=1), metavar="N",
               help="Only the N most recent runs.")
 @click.option("--children", is_flag=True,
               help="Include nested child runs (ctx.child); by default only top-level runs.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
               help="Overlay each --metric's per-epoch history across the runs into a PNG.")
-@TRACKING_URI_OPTION
+@tracking_uri_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
-def command(name, metrics, descending, last, children, plot, tracking_uri, as_json):
+def command(name, metrics, order, last, children, plot, tracking_uri, as_json):
     """Compare the runs of experiment NAME: differing params and final metrics."""
-    from dlbench.compare import find_runs, plot_histories, rows_for, table
+    from dlbench.comparison import find_runs, plot_histories, rows_for, table
     from dlbench.errors import UsageError
+    from dlbench.orphans import repair_orphans_quietly
+    from dlbench.store import open_store, resolve_store
     from dlbench.tables import format_table
-    from dlbench.tracking import open_store, resolve_store
 
     if plot is not None and not metrics:
         raise UsageError("--plot needs at least one --metric to draw (fix: --metric loss)")
     store = resolve_store(tracking_uri)
     client = open_store(store, create=False)
+    repair_orphans_quietly(client)
     runs = find_runs(client, name, last=last, children=children)
     if not runs:
         raise UsageError(
             f"no runs of experiment {name!r} in {store.uri}"
             f" (fix: dlbench run {name}, or pass --tracking-uri)"
         )
+    descending = order == "descending" if order else _goal(name, metrics) == "max"
     rows = rows_for(runs, metrics, descending=descending)
     if plot is not None:
         curves = plot_histories(client, rows, metrics, plot)
@@ -54,3 +61,11 @@ def command(name, metrics, descending, last, children, plot, tracking_uri, as_js
     else:
         flat, columns = table(rows, metrics)
         click.echo(format_table(flat, columns))
+
+
+def _goal(name: str, metrics) -> str | None:
+    """The declared direction of the first metric, when experiment ``name`` is installed."""
+    from dlbench.console import registry
+
+    entry = registry().experiments.get(name)
+    return entry.value.goal(metrics[0]) if entry is not None and metrics else None

@@ -12,14 +12,11 @@ import click
 
 def dataset_rows() -> list[dict]:
     """One row per registered dataset; a failing ``status()`` is reported, not raised."""
-    from dlbench.datasets.cache import data_root
-    from dlbench.registry import load_registry
+    from dlbench.cache import data_root
+    from dlbench.console import registry
 
-    registry = load_registry()
-    for problem in registry.problems:
-        click.echo(f"warning: {problem}", err=True)
     rows = []
-    for name, entry in sorted(registry.datasets.items()):
+    for name, entry in sorted(registry().datasets.items()):
         dataset = entry.value
         row = {"name": name, "kind": dataset.kind, "plugin": entry.plugin.name,
                "summary": dataset.summary, "source": None, "cache": None, "ready": None,
@@ -38,7 +35,7 @@ def dataset_rows() -> list[dict]:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def command(as_json):
     """List datasets: name, kind, where the data comes from, cache location, ready or not."""
-    from dlbench.datasets.cache import data_root
+    from dlbench.cache import data_root
     from dlbench.tables import format_table
 
     rows = dataset_rows()

@@ -1,7 +1,7 @@
 """``dlbench runs``: the runs still marked RUNNING, and ``--repair`` for the orphans among them.
 
 Any command that opens the store already repairs this host's orphans on the way (see
-:mod:`dlbench.repair`); this command does it on demand, reports what it found, and fails
+:mod:`dlbench.orphans`); this command does it on demand, reports what it found, and fails
 loudly when the store cannot be searched, where the automatic check stays silent.
 """
 
@@ -11,25 +11,25 @@ import json
 
 import click
 
-from dlbench.cli import TRACKING_URI_OPTION
+from dlbench.options import tracking_uri_option
 
 
 @click.command("runs")
 @click.option("--repair", is_flag=True,
               help="Mark this host's RUNNING runs whose process is gone FAILED, with the reason.")
-@TRACKING_URI_OPTION
+@tracking_uri_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(repair, tracking_uri, as_json):
     """List runs marked RUNNING; with --repair, close the orphaned ones as FAILED."""
     import socket
 
     from dlbench.errors import TrackingError
-    from dlbench.repair import HOST_TAG, PID_TAG, find_orphans, repair_orphans, running_runs
+    from dlbench.orphans import HOST_TAG, PID_TAG, find_orphans, repair_orphans, running_runs
+    from dlbench.store import open_store, resolve_store
     from dlbench.tables import format_table
-    from dlbench.tracking import open_store, resolve_store
 
     store = resolve_store(tracking_uri)
-    client = open_store(store, repair=False, create=False)
+    client = open_store(store, create=False)
     try:
         orphans = repair_orphans(client) if repair else find_orphans(client)
         running = running_runs(client)

@@ -1,18 +1,17 @@
 """``dlbench sweep NAME -p lr=1e-3,1e-4 -p epochs=5,10``: a grid of runs under one sweep run.
 
-Parsing and printing only; the grid, the backends and the ranking live in :mod:`dlbench.sweep`.
+Parsing and printing only; the grid, the backends and the ranking live in :mod:`dlbench.search`.
 Exit codes follow ``dlbench run``: 0 when every trial finished, 2 for usage errors (nothing
 written), 1 when a trial failed, 130 when interrupted.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from dlbench.cli import run_options
+from dlbench.options import run_options
 
 
 @click.command("sweep")
@@ -25,14 +24,16 @@ from dlbench.cli import run_options
               help="local: a process pool here; ray: Ray tasks (RAY_ADDRESS picks a cluster).")
 @click.option("--metric", help="Metric that ranks the trials [default: the experiment's first log].")
 @click.option("--mode", type=click.Choice(["min", "max"]),
-              help="Whether smaller or larger --metric is better [default: by its name].")
+              help="Whether smaller or larger --metric is better [default: as the experiment"
+                   " declares it].")
 @run_options
 @click.option("--run-name", help="Name of the sweep's parent run.")
 def command(name, params, workers, backend, metric, mode, data_path, quick, seed,
             experiment_name, run_name, tracking_uri, as_json):
     """Run experiment NAME over a grid of params, each trial a child run; best first."""
-    from dlbench.cli import EXIT_INTERRUPTED, _registry, _stdout_to_stderr
-    from dlbench.sweep import SweepRequest, parse_grid, run_sweep, trial_rows
+    from dlbench.console import emit_json, registry, stdout_to_stderr
+    from dlbench.errors import EXIT_INTERRUPTED
+    from dlbench.search import SweepRequest, parse_grid, run_sweep, trial_rows
     from dlbench.tables import format_table
 
     request = SweepRequest(
@@ -40,11 +41,11 @@ def command(name, params, workers, backend, metric, mode, data_path, quick, seed
         quick=quick, seed=seed, data_path=data_path, metric=metric, mode=mode,
         experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
     )
-    registry = _registry()
-    with _stdout_to_stderr():
-        result = run_sweep(request, registry, log=lambda line: click.echo(line, err=True))
+    plugins = registry()
+    with stdout_to_stderr():
+        result = run_sweep(request, plugins, log=lambda line: click.echo(line, err=True))
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        emit_json(result.to_json())
     else:
         rows, columns = trial_rows(result.trials, result.metric)
         click.echo(f"sweep {result.run_id} {result.status} in {result.duration_s:.1f} s"

@@ -4,7 +4,7 @@
 imported inside the experiment's functions (see :mod:`dlbench_example.logistic`).
 """
 
-from dlbench import Experiment, Param, hookimpl
+from dlbench import Experiment, Metric, Param, hookimpl
 
 from dlbench_example.logistic import run
 
@@ -26,7 +26,11 @@ def dlbench_experiments():
                 Param("separation", float, 2.0, "distance between the class means", low=0.0),
                 Param("l2", float, 0.0, "L2 penalty on the weights", low=0.0),
             ),
-            logs=("loss", "val_loss", "val_accuracy", "accuracy"),
+            # What it logs, and which way is better: `dlbench sweep` ranks by it.
+            logs=(Metric("loss", "min", "training cross-entropy per step"),
+                  Metric("val_loss", "min", "validation cross-entropy per step"),
+                  Metric("val_accuracy", "max", "validation accuracy per step"),
+                  Metric("accuracy", "max", "final validation accuracy")),
             quick={"epochs": 20, "samples": 200},
             # Plain numpy: dlbench skips TensorFlow's seeding and version tags.
             tensorflow=False,

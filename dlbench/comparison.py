@@ -1,0 +1,155 @@
+"""Runs of one experiment side by side: what differed between them and how they ended.
+
+MLflow's run table shows one value per metric (the last) and no cross-run curves
+(mlflow#7790, #2768); this module reads the runs back from any tracking store and gives
+the rows ``dlbench compare`` prints, and the per-epoch overlay it plots.
+
+Which runs: every run tagged ``dlbench.experiment = NAME``, in whatever MLflow experiment it
+was logged (``--experiment-name`` may have put it elsewhere). Only top-level runs by default:
+child runs (tag ``mlflow.parentRunId``, from ``ctx.child``) are variants inside one run, and
+mixing them with whole runs would compare unlike things; ``children=True`` includes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from dlbench.errors import UsageError
+from dlbench.declarations import NAME_RE
+from dlbench.store import search_all_runs
+
+PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_TAG = "dlbench.experiment"
+
+
+@dataclass
+class RunRow:
+    """One run as the comparison shows it."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    start_time: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    parent_run_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def find_runs(client, name: str, *, last: int | None = None, children: bool = False) -> list:
+    """The MLflow runs of dlbench experiment ``name``, newest first."""
+    if not NAME_RE.match(name):
+        raise UsageError(
+            f"{name!r} is not an experiment name (lower_snake_case; see: dlbench list)"
+        )
+    found = search_all_runs(client, f"tags.`{EXPERIMENT_TAG}` = '{name}'",
+                            order_by=["attributes.start_time DESC"])
+    runs = [r for r in found if children or PARENT_TAG not in r.data.tags]
+    return runs[:last] if last else runs
+
+
+def rows_for(runs: Sequence, metrics: Sequence[str] = (), descending: bool = False) -> list[RunRow]:
+    """Rows for ``runs``, sorted by the first of ``metrics`` (runs without it last).
+
+    With no ``metrics`` every metric is kept and the order stays newest first.
+    """
+    if metrics:
+        known = sorted({k for r in runs for k in r.data.metrics})
+        for metric in metrics:
+            if metric not in known:
+                close = difflib.get_close_matches(metric, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise UsageError(
+                    f"no run has metric {metric!r} ({hint}known: {', '.join(known) or 'none'})"
+                )
+    rows = [
+        RunRow(
+            run_id=r.info.run_id,
+            run_name=r.info.run_name,
+            experiment_id=r.info.experiment_id,
+            start_time=_iso(r.info.start_time),
+            status=r.info.status,
+            params=dict(r.data.params),
+            metrics={k: v for k, v in r.data.metrics.items() if not metrics or k in metrics},
+            parent_run_id=r.data.tags.get(PARENT_TAG),
+        )
+        for r in runs
+    ]
+    if metrics:
+        first = metrics[0]
+        present = [row for row in rows if first in row.metrics]
+        present.sort(key=lambda row: row.metrics[first], reverse=descending)
+        rows = present + [row for row in rows if first not in row.metrics]
+    return rows
+
+
+def _iso(millis: int | None) -> str:
+    if millis is None:
+        return ""
+    stamp = dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def differing_params(rows: Sequence[RunRow]) -> list[str]:
+    """Param names whose value is not the same in every row (missing counts as a value)."""
+    names = sorted({k for row in rows for k in row.params})
+    return [n for n in names if len({row.params.get(n) for row in rows}) > 1]
+
+
+def table(rows: Sequence[RunRow], metrics: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
+    """Flat rows and column names for the terminal: name, start, status, params that differ,
+    then the metrics (those asked for, in that order, or all of them by name)."""
+    varying = differing_params(rows)
+    metric_names = list(metrics) or sorted({k for row in rows for k in row.metrics})
+    columns = ["run_name", "start_time", "status", *varying, *metric_names]
+    flat = [
+        {"run_name": row.run_name, "start_time": row.start_time, "status": row.status,
+         **{p: row.params.get(p) for p in varying}, **row.metrics}
+        for row in rows
+    ]
+    return flat, columns
+
+
+def plot_histories(client, rows: Sequence[RunRow], metrics: Sequence[str], path: Path) -> int:
+    """Overlay each metric's per-step history across runs, one panel per metric, into a PNG.
+
+    Returns the number of curves drawn; a run without a history for a metric is left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 3.2 * len(metrics)), squeeze=False)
+    curves = 0
+    try:
+        for axis, metric in zip(axes[:, 0], metrics):
+            for row in rows:
+                history = sorted(client.get_metric_history(row.run_id, metric),
+                                 key=lambda m: (m.step, m.timestamp))
+                if not history:
+                    continue
+                axis.plot([m.step for m in history], [m.value for m in history],
+                          marker="o" if len(history) < 30 else None, markersize=3,
+                          label=f"{row.run_name} ({row.run_id[:8]})")
+                curves += 1
+            axis.set_xlabel("step (epoch)")
+            axis.set_ylabel(metric)
+            axis.grid(alpha=0.3)
+            if axis.lines:
+                axis.legend(fontsize="small")
+        if curves == 0:
+            raise UsageError(f"no run has a history for {', '.join(metrics)}; nothing to plot")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return curves

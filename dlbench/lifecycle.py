@@ -1,0 +1,151 @@
+"""How every run starts and ends: ``dlbench run``, a sweep's parent run and ``ctx.child`` runs.
+
+:func:`start_run` creates the MLflow run with the tags every run carries (who started it,
+from what, in which process: how orphans are found later). :func:`ending` wraps the work and
+records how it ended, the same way for every kind of run:
+
+- FINISHED when the block completes;
+- FAILED when it raises (reason in tag ``dlbench.error``, traceback in artifact
+  ``error/traceback.txt``), or when the block calls ``outcome.fail(reason)``;
+- KILLED on Ctrl-C or SIGTERM (turned into :class:`Terminated` while the block runs).
+
+A run is never left RUNNING by an exception; only SIGKILL or a power cut can do that, and
+:mod:`dlbench.orphans` closes those afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import platform
+import signal
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
+
+import dlbench
+from dlbench.errors import DlbenchError
+from dlbench.orphans import process_tags
+
+PARENT_TAG = "mlflow.parentRunId"
+ERROR_TAG = "dlbench.error"
+NOTE_TAG = "mlflow.note.content"
+TRACEBACK_FILE = "error/traceback.txt"
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so a terminated run unwinds like Ctrl-C."""
+
+
+STOPS = (KeyboardInterrupt, Terminated)
+"""What ends a run KILLED rather than FAILED: the user, or the system, stopped it."""
+
+
+def stop_reason(exc: BaseException) -> str:
+    """Why a KILLED run stopped: Ctrl-C, or SIGTERM turned into :class:`Terminated`."""
+    return "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else "terminated by SIGTERM"
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Turn SIGTERM into :class:`Terminated` for the duration of a run (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def context_tags() -> dict[str, str]:
+    """Tags every run gets, as MLflow's fluent API would set them, plus this process."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = "unknown"
+    return {
+        "mlflow.user": user,
+        "mlflow.source.type": "LOCAL",
+        "dlbench.version": dlbench.__version__,
+        "dlbench.python": platform.python_version(),
+        **process_tags(),  # host, pid and pid start: how orphans are found
+    }
+
+
+def start_run(client, experiment_id: str, *, name: str | None = None,
+              parent_run_id: str | None = None, tags: Mapping[str, str] = ()) -> str:
+    """Create a RUNNING run with :func:`context_tags`, ``tags``, nested under ``parent_run_id``."""
+    all_tags = {**context_tags(), **dict(tags)}
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    return client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+
+
+@dataclass
+class Outcome:
+    """How a run ended (``status`` stays RUNNING while it runs)."""
+
+    status: str = "RUNNING"
+    error: str | None = None
+    trace: str | None = None
+
+    def fail(self, error: str) -> None:
+        """End the run FAILED with ``error`` although nothing raised (a sweep's failed trials)."""
+        self.status, self.error = "FAILED", error
+
+    def caught(self, exc: BaseException) -> None:
+        self.trace = traceback.format_exc()
+        if isinstance(exc, STOPS):
+            self.status, self.error = "KILLED", stop_reason(exc)
+        elif isinstance(exc, DlbenchError):
+            self.status, self.error = "FAILED", str(exc)
+        else:
+            self.status, self.error = "FAILED", f"{type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def ending(tracker, *, reraise: bool = False,
+           before_end: Callable[[Outcome], None] | None = None) -> Iterator[Outcome]:
+    """Run the block, then record how the run of ``tracker`` ended (see the module doc).
+
+    An exception is recorded and swallowed, unless ``reraise`` (child runs pass it up, so
+    their parent ends the same way); anything that is not an ordinary error or a stop
+    (``SystemExit``) is always passed on. ``before_end(outcome)`` runs first in every case:
+    what a parent logs about its children, even when stopped half way.
+    """
+    outcome = Outcome()
+    try:
+        with sigterm_raises():
+            yield outcome
+    except BaseException as exc:
+        outcome.caught(exc)
+        _record_end(tracker, outcome, before_end)
+        if reraise or not isinstance(exc, (Exception, *STOPS)):
+            raise
+    else:
+        if outcome.status == "RUNNING":
+            outcome.status = "FINISHED"
+        _record_end(tracker, outcome, before_end)
+
+
+def _record_end(tracker, outcome: Outcome, before_end) -> None:
+    """Best effort on the error path (the store may be the problem), then the status."""
+    with contextlib.suppress(Exception):
+        tracker.flush_metrics()
+    if before_end is not None:
+        with contextlib.suppress(Exception):
+            before_end(outcome)
+    if outcome.error is not None:
+        with contextlib.suppress(Exception):
+            tracker.set_tags({ERROR_TAG: outcome.error,
+                              NOTE_TAG: f"{outcome.status}: {outcome.error}"})
+            if outcome.trace:
+                tracker.log_text(outcome.trace, TRACEBACK_FILE)
+    tracker.client.set_terminated(tracker.run_id, outcome.status)

@@ -1,0 +1,33 @@
+"""The click options several commands share, defined once so they read and behave the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+tracking_uri_option = click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+    help="MLflow store, also read from $MLFLOW_TRACKING_URI [default: sqlite:///mlruns/mlflow.db].")
+"""Every command that opens the store takes it the same way."""
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document on stdout (logs go to stderr).")
+
+RUN_OPTIONS = (
+    click.option("--data", "data_path", type=click.Path(path_type=Path),
+                 help="Where the data is (the layout is detected; see: dlbench datasets)."),
+    click.option("--quick", is_flag=True, help="Smoke mode: tiny data, one epoch, seconds."),
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed for python, numpy, TF."),
+    click.option("--experiment-name", help="MLflow experiment to log into [default: NAME]."),
+    tracking_uri_option,
+    json_option,
+)
+
+
+def run_options(command):
+    """The options ``run`` and ``sweep`` share: data, smoke mode, seed, store, JSON output."""
+    for option in reversed(RUN_OPTIONS):
+        command = option(command)
+    return command

@@ -1,0 +1,158 @@
+"""A logging facade bound to one MLflow run: what ``ctx.log_*`` does.
+
+It uses :class:`mlflow.MlflowClient` with an explicit run id rather than MLflow's fluent
+"active run" stack, so nested child runs and worker processes can never log into the wrong
+run. Heavy libraries are imported inside the methods that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def model_file(name: str) -> str:
+    """The file name :meth:`Tracker.log_model` gives model ``name`` inside its artifact folder."""
+    return f"{name}.keras"
+
+
+class Tracker:
+    """Logging calls bound to one MLflow run; what ``ctx.log_*`` does."""
+
+    def __init__(self, client, run_id: str, scratch: Path) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.scratch = scratch
+        self._metric_callbacks: list = []  # what keras_callback() handed out; flushed together
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self.log_metrics({key: value}, step=step)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        batch = [Param(k, _param_text(v)) for k, v in params.items()]
+        self.client.log_batch(self.run_id, params=batch, synchronous=True)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self.client.log_batch(self.run_id, tags=batch, synchronous=True)
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        local_path = Path(local_path)
+        if local_path.is_dir():
+            self.client.log_artifacts(self.run_id, str(local_path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        self.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        """Log a matplotlib figure as an image and close it (figures are not freed otherwise).
+
+        Plugins draw with plain ``pyplot``: the runner selects the file-only Agg backend
+        (``MPLBACKEND``) before any plugin code runs, so no window or display is needed.
+        """
+        import matplotlib.pyplot as plt
+
+        try:
+            self.client.log_figure(self.run_id, figure, artifact_file)
+        finally:
+            plt.close(figure)
+
+    def log_audio(self, samples, sample_rate: int, artifact_file: str) -> None:
+        """Log a mono signal (floats in [-1, 1]) as a 16-bit PCM .wav: MLflow's artifact
+        viewer plays it. Written with the standard library: the core needs no audio package."""
+        import wave
+
+        import numpy as np
+
+        path = self._scratch_file(artifact_file)
+        clipped = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
+        pcm = np.round(clipped * 32767.0).astype("<i2")
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(int(sample_rate))
+            out.writeframes(pcm.tobytes())
+        self.client.log_artifact(self.run_id, str(path), _parent(artifact_file))
+
+    def log_table(self, rows: list[Mapping[str, Any]], artifact_file: str) -> None:
+        """Log rows of a table as .json (a list of objects) or .csv (by the file's suffix)."""
+        if artifact_file.endswith(".csv"):
+            import csv
+
+            path = self._scratch_file(artifact_file)
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            with open(path, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+            self.client.log_artifact(self.run_id, str(path), _parent(artifact_file))
+        else:
+            self.log_dict([dict(row) for row in rows], artifact_file)
+
+    def log_model(self, model, name: str) -> Path:
+        """Save a Keras model as ``<name>/<name>.keras`` (:func:`model_file`) in the run;
+        returns the local folder.
+
+        Extra files a plugin writes into the returned folder before the run ends are not
+        uploaded; log them with :meth:`log_artifact` under the same ``name``.
+        """
+        folder = self.scratch / "models" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save(folder / model_file(name))
+        self.client.log_artifacts(self.run_id, str(folder), name)
+        return folder
+
+    def flush_metrics(self) -> None:
+        """Write what Keras callbacks still buffer: before a checkpoint, and when a run ends
+        early (a failed or killed run keeps its curve up to the last epoch)."""
+        for callback in self._metric_callbacks:
+            callback.flush()
+
+    def record_epoch(self, model, epoch: int, logs) -> None:
+        """Have the metric callbacks of ``model``'s fit buffer epoch ``epoch`` now (once)."""
+        for callback in self._metric_callbacks:
+            if getattr(callback, "model", None) is model:
+                callback.record(epoch, logs)
+
+    def keras_callback(self, prefix: str = ""):
+        """A Keras callback that logs every epoch's metrics (step = epoch, batched writes)."""
+        from dlbench.keras_logging import MetricsCallback
+
+        callback = MetricsCallback(self, prefix=prefix)
+        # Checkpoints flush these first, so a resumed run's history has no gap.
+        self._metric_callbacks.append(callback)
+        return callback
+
+    def _scratch_file(self, artifact_file: str) -> Path:
+        path = self.scratch / "artifacts" / self.run_id / artifact_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _parent(artifact_file: str) -> str | None:
+    parent = str(Path(artifact_file).parent)
+    return None if parent in ("", ".") else parent
+
+
+def _param_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+

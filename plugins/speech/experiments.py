@@ -1,0 +1,178 @@
+"""Speech denoising on STFT magnitudes: the course seed's dense and conv1d models.
+
+Both read like the Keras example they came from:
+
+1. data: noisy and clean STFT magnitudes (n_fft 1024, hop 512, Hann; 513 bins per frame);
+   the network's input is the noisy one log1p-compressed and scaled by the training input's
+   peak, each frame stacked with ``context`` neighbours on either side (``features.py``);
+2. model: ``denoise_dense`` or ``denoise_conv1d`` (``models.py``);
+3. train: the ReLU output is a gain per bin (``output=mask``, the default; ``max_gain`` caps
+   it) whose product with the noisy magnitude is fitted to the clean magnitude by MSE on
+   linear magnitudes, or (``output=magnitude``, the seed) the compressed clean magnitude
+   itself; ``target=phase_sensitive`` fits the part of the clean magnitude in phase with the
+   noisy STFT instead (``training.py``);
+4. evaluate: the denoised audio against the clean reference, beside the noisy input and the
+   oracle (``evaluation.py``, through the same :class:`Denoiser` as ``dlbench denoise``);
+5. keep: every clip's audio, spectrograms, the loss curve, and the denoiser (network and
+   spectral settings) as the ``model/`` artifact.
+
+Why a mask: SNR sums squared errors over bins, so it is decided by the loud ones, and a loss
+on compressed magnitudes weighs a quiet bin as much as a loud one.
+"""
+
+from __future__ import annotations
+
+from dlbench import Experiment, Metric, Param
+from dlbench_plugins.speech.evaluation import evaluate, summarize
+from dlbench_plugins.speech.features import TARGETS, load_features
+from dlbench_plugins.speech.inference import MODEL_ARTIFACT, Denoiser
+from dlbench_plugins.speech.models import build_conv1d, build_dense
+from dlbench_plugins.speech.plots import plot_loss, plot_spectrograms
+from dlbench_plugins.speech.spectral import COMPRESSIONS, OUTPUTS
+from dlbench_plugins.speech.training import train
+
+
+def run_experiment(ctx, build):
+    data, stfts, settings, fit, validation = load_features(ctx)
+    ctx.log(
+        f"{len(fit)} training frames ({ctx.params['remix']} noise remixes),"
+        f" {len(validation)} validation frames, input {fit.features.shape[1:]},"
+        f" {settings.output} output, {data.layout} data"
+    )
+    ctx.log_dict(data.describe(), "data.json")
+
+    network, history = train(ctx, build, fit, validation)
+    denoiser = Denoiser(network, settings)
+
+    rows, examples = evaluate(ctx, denoiser, data, stfts)
+    ctx.log_table(rows, "per_file.csv")
+    metrics = summarize(rows)
+    ctx.log_metrics(metrics)
+    ctx.log(
+        "SNR {snr_db:.2f} dB (input {snr_in_db:.2f}, ceiling {oracle_snr_db:.2f})".format(**metrics)
+    )
+    if any(r["output_all_zero"] for r in rows):
+        ctx.set_tags({"dlbench.dead_output": "evaluation output is all zeros"})
+
+    name, noisy, clean = examples[0]
+    figure = plot_spectrograms(name, noisy, denoiser.estimate(noisy), clean, settings)
+    ctx.log_figure(figure, "spectrograms.png")
+    ctx.log_figure(plot_loss(history, settings.output), "loss.png")
+
+    ctx.log_artifact(denoiser.save(ctx.scratch / MODEL_ARTIFACT), MODEL_ARTIFACT)
+    ctx.set_tags({"dlbench.denoiser": "true"})
+
+
+def run_dense(ctx):
+    run_experiment(ctx, build_dense)
+
+
+def run_conv1d(ctx):
+    run_experiment(ctx, build_conv1d)
+
+
+def common_params(*, learning_rate, epochs, batch_size, patience, target, max_gain, compression,
+                  context, frame_shifts, remix, remix_gain, dropout, ema_momentum):
+    return (
+        Param("learning_rate", float, learning_rate, "Adam step size", low=0.0),
+        Param("epochs", int, epochs, "most epochs (early stopping usually ends sooner)",
+              low=1, high=100_000),
+        Param("batch_size", int, batch_size, "frames per gradient step", low=1, high=65_536),
+        Param("validation_split", float, 0.1,
+              "last fraction of training frames held for early stopping", low=0.01, high=0.5),
+        Param("patience", int, patience,
+              "epochs without val_loss improvement before stopping (best weights restored)", low=1,
+              high=100_000),
+        Param("output", str, "mask",
+              "what the last layer predicts: a gain per bin applied to the noisy magnitude, trained"
+              " on linear magnitudes (mask), or the compressed clean magnitude (magnitude: the seed)",
+              choices=OUTPUTS),
+        Param("target", str, target,
+              "the clean magnitude the output is fitted to: as is (magnitude), or its part in"
+              " phase with the noisy STFT (phase_sensitive), the part a noisy-phase"
+              " reconstruction can recover", choices=TARGETS),
+        Param("max_gain", float, max_gain,
+              "ceiling of the mask's ReLU: no bin is amplified beyond it (0: none; mask output"
+              " only)", low=0.0),
+        Param("compression", str, compression,
+              "magnitude compression of the input (and of the target with output=magnitude)",
+              choices=COMPRESSIONS),
+        Param("scaling", str, "peak",
+              "divide the compressed input (and a magnitude target) by the training input's peak,"
+              " or leave it as is (none)", choices=("peak", "none")),
+        Param("context", int, context,
+              "neighbouring STFT frames on each side fed with each frame", low=0, high=16),
+        Param("frame_shifts", int, frame_shifts,
+              "training frames taken at hop/N: N times the examples (and their memory), each a"
+              " real STFT window shifted in time; evaluation keeps the hop. Use 1 on large"
+              " datasets", low=1, high=16),
+        Param("remix", int, remix,
+              "extra noisy copies of the training audio: its clean speech plus its own noise"
+              " circularly shifted by a random (seeded) offset", low=0, high=32),
+        Param("remix_gain", float, remix_gain,
+              "each remix scales its noise by a random gain in 1 +/- this", low=0.0, high=0.9),
+        Param("dropout", float, dropout,
+              "dropout rate before the output Dense (0: no Dropout layer)", low=0.0, high=0.9),
+        Param("ema_momentum", float, ema_momentum,
+              "keep an exponential moving average of the weights with this momentum per step;"
+              " validation, early stopping and the saved model use the average (0: off)",
+              low=0.0, high=0.9999),
+        Param("dead_output_retries", int, 2,
+              "fresh restarts (each at 1/4 the learning rate) if the output dies", low=0, high=5),
+        Param("checkpoint_every", int, 10,
+              "save the model into the run every N epochs, for --resume (0: never)", low=0,
+              high=100_000),
+    )
+
+
+LOGS = (
+    Metric("snr_db", "max", "SNR of the denoised evaluation audio against the clean reference"),
+    Metric("snr_in_db", "max", "SNR of the noisy input: where the denoiser starts"),
+    Metric("snr_gain_db", "max", "snr_db - snr_in_db"),
+    Metric("si_sdr_db", "max", "scale-invariant SDR of the denoised audio"),
+    Metric("pesq", "max", "wide-band PESQ (MOS-LQO, about 1 to 4.6)"),
+    Metric("stoi", "max", "short-time objective intelligibility (0 to 1)"),
+    Metric("oracle_snr_db", "max", "SNR of the clean magnitude on the noisy phase: the ceiling"),
+    Metric("loss", "min", "training MSE per epoch"),
+    Metric("val_loss", "min", "validation MSE per epoch (early stopping watches it)"),
+    Metric("train_seconds", "min", "wall-clock seconds spent in training"),
+)
+QUICK = {"epochs": 1, "remix": 0, "frame_shifts": 1}
+
+
+EXPERIMENTS = [
+    Experiment(
+        name="denoise_dense",
+        summary="Speech denoising: STFT magnitude frame -> Dense(256, ELU) -> Dense(513, ReLU)",
+        run=run_dense,
+        params=common_params(
+            learning_rate=1e-3, epochs=200, batch_size=32, patience=15,
+            target="magnitude", max_gain=0.0, compression="log1p", context=0,
+            frame_shifts=4, remix=0, remix_gain=0.3, dropout=0.0, ema_momentum=0.0,
+        ),
+        datasets=("speech",),
+        logs=LOGS,
+        quick=QUICK,
+    ),
+    Experiment(
+        name="denoise_conv1d",
+        summary="Speech denoising: Conv1D over frequency, context frames as channels -> Dense(513, ReLU)",
+        run=run_conv1d,
+        params=common_params(
+            # Each departure from the seed's recipe, and what it measured: docs/RESULTS.md.
+            learning_rate=3e-4, epochs=200, batch_size=128, patience=8,
+            target="phase_sensitive", max_gain=1.0, compression="log1p", context=0,
+            frame_shifts=1, remix=0, remix_gain=0.3, dropout=0.3, ema_momentum=0.995,
+        )
+        + (
+            Param("kernel_size", int, 5, "Conv1D kernel size along frequency", low=1, high=63),
+            Param("pool_size", int, 4,
+                  "MaxPool size along frequency after each Conv1D (the seed: 2); the"
+                  " Flatten -> Dense(513) holds 513 x 256 x bins/pool^2 weights",
+                  low=1, high=16),
+        ),
+        datasets=("speech",),
+        logs=LOGS,
+        quick=QUICK,
+    ),
+]

@@ -1,0 +1,110 @@
+"""pretext_transfer: pretext labels (flip axis, rotation direction), the data split, `--quick`."""
+
+import numpy as np
+import pytest
+
+from dlbench.testing import check_experiment
+from dlbench_plugins.cifar.pretext_transfer import (
+    PRETEXT_CLASSES, TRANSFER_LAYERS, crop_flip, downstream_model, pretext_views, stratified_pick)
+
+
+def _marked():
+    """A 4x4 grayscale-ish image with one bright pixel in the top-left corner, one mid-grey
+    pixel in the top-right corner."""
+    image = np.zeros((1, 4, 4, 3), "uint8")
+    image[0, 0, 0] = 255  # top-left
+    image[0, 0, 3] = 100  # top-right
+    return image
+
+
+def test_pretext_labels_and_views():
+    x, y = pretext_views(_marked())
+    assert y.tolist() == [0, 1, 2] and PRETEXT_CLASSES == ("original", "vertical_flip", "rotate_90")
+    original, flipped, rotated = x[:, :, :, 0]
+    assert (original[0, 0], original[0, 3]) == (255, 100)
+    # Flipped upside down: the top row becomes the bottom row, left stays left.
+    assert (flipped[3, 0], flipped[3, 3]) == (255, 100) and flipped[0].sum() == 0
+    # Rotated 90 degrees counter-clockwise: top-right goes to top-left, top-left to bottom-left.
+    assert (rotated[0, 0], rotated[3, 0]) == (100, 255)
+    assert x.dtype == np.uint8
+
+
+def test_pretext_views_keep_image_order_per_class():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    x, y = pretext_views(images)
+    assert np.bincount(y).tolist() == [5, 5, 5]
+    np.testing.assert_array_equal(x[y == 0], images)
+    np.testing.assert_array_equal(x[y == 1], images[:, ::-1])
+    np.testing.assert_array_equal(x[y == 2][0], np.rot90(images[0]))
+
+
+def test_crop_flip_is_a_window_of_the_mirrored_pad_and_keeps_up_up():
+    tf = pytest.importorskip("tensorflow")
+    tf.random.set_seed(0)
+    image = np.arange(32 * 32 * 3, dtype=np.int64).reshape(32, 32, 3) % 251
+    image = image.astype(np.uint8)
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    windows = {(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (0, 1)}
+    seen = set()
+    for _ in range(40):
+        out = crop_flip(tf.constant(image)).numpy()
+        assert out.shape == image.shape and out.dtype == np.uint8
+        match = [(dy, dx, flip) for dy, dx, flip in windows
+                 if np.array_equal(out, (padded[:, ::-1] if flip else padded)[dy:dy + 32, dx:dx + 32])]
+        assert match, "not a 32x32 window of the (possibly left-right flipped) mirrored pad"
+        seen.add(match[0][2])
+    # Only left-right flips: an upright image stays upright, so the pretext labels hold.
+    assert seen == {0, 1}
+
+
+def test_labelled_pick_is_stratified_seeded_and_disjoint_from_pretext():
+    y = np.repeat(np.arange(10), 60)
+    picked = stratified_pick(y, 500, seed=1)
+    assert np.bincount(y[picked]).tolist() == [50] * 10 and len(set(picked)) == 500
+    assert stratified_pick(y, 500, seed=1).tolist() == picked.tolist()
+    assert stratified_pick(y, 500, seed=2).tolist() != picked.tolist()
+    assert np.bincount(y[stratified_pick(y, 25, seed=0)]).tolist() == [3] * 5 + [2] * 5
+
+
+@pytest.mark.parametrize("layers", sorted(TRANSFER_LAYERS))
+def test_transfer_takes_over_the_pretext_layers_only(layers):
+    keras = pytest.importorskip("keras")
+    from dlbench_plugins.cifar.cnn import small_cnn
+
+    keras.utils.set_random_seed(0)
+    pretext = small_cnn(3)
+    params = {"transfer_layers": layers, "body_lr": 1e-5, "head_lr": 1e-3}
+    model = downstream_model(pretext, params)
+    for name in ("conv1", "conv2", "fc"):
+        same = np.array_equal(model.net.get_layer(name).get_weights()[0], pretext.get_layer(name).get_weights()[0])
+        assert same == (name in TRANSFER_LAYERS[layers]), name
+    assert model.net.get_layer("classifier").get_weights()[0].shape == (20, 10)
+    (body, body_opt), (head, head_opt) = model.groups
+    assert [layer.name for layer in body] == list(TRANSFER_LAYERS[layers])
+    assert float(body_opt.learning_rate) == pytest.approx(1e-5)
+    assert float(head_opt.learning_rate) == pytest.approx(1e-3)
+
+
+def test_quick_run_logs_curves_weights_and_figure(cifar_dir, tmp_path):
+    from mlflow import MlflowClient
+
+    checked = check_experiment("pretext_transfer", tmp_path, cifar_dir)
+    client = MlflowClient(tracking_uri=checked.tracking_uri)
+    run_id = checked.summary["run_id"]
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["transfer_gain"] == pytest.approx(
+        metrics["transfer_test_accuracy"] - metrics["baseline_test_accuracy"])
+    assert 0.0 <= metrics["pretext_accuracy"] <= 1.0
+    for name in ("baseline", "transfer"):  # --quick: epochs=2, eval_every=1
+        assert [m.step for m in client.get_metric_history(run_id, f"{name}_test_accuracy")] == [1, 2]
+    parent = client.get_run(run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+    assert {child.info.run_name for child in children} == {"pretext", "baseline", "transfer"}
+    for child in children:
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == (
+            [1] if child.info.run_name == "pretext" else [1, 2])
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"pretext_param.h5", "test_accuracy.png", "pretext"} <= artifacts
+    assert [a.path for a in client.list_artifacts(run_id, "pretext")] == ["pretext/pretext.keras"]
