@@ -25,14 +25,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 STAGES = {
     "course features": """
-from dlbench.datasets.speech import load_speech, spectrograms
+from dlbench_plugins.speech.dataset import load as load_speech
+from dlbench_plugins.speech.features import spectrograms
 data = load_speech(DATA / "course")
-stfts = spectrograms(data, n_fft=1024, hop=512)
+stfts = spectrograms(data)
 detail = f"{sum(v.shape[0] for v in stfts.values())} frames"
 """,
     "cifar10 decode": """
 import tracemalloc
-from dlbench.datasets.cifar import load_cifar10
+from dlbench_plugins.cifar.dataset import load_cifar10
 tracemalloc.start()
 data = load_cifar10(DATA / "cifar-10-batches-py")
 peak = tracemalloc.get_traced_memory()[1]
@@ -41,12 +42,12 @@ detail = (f"{len(data.y_train)}+{len(data.y_test)} images, uint8 {data.nbytes / 
           f" peak traced {peak / 1e6:.1f} MB")
 """,
     "synth default (full)": """
-from dlbench.datasets.speech import load_speech
+from dlbench_plugins.speech.dataset import load as load_speech
 data = load_speech(None, seed=0)
 detail = f"{data.seconds('train'):.0f} s train + {data.seconds('evaluation'):.0f} s scored"
 """,
     "synth default (quick)": """
-from dlbench.datasets.speech import load_speech
+from dlbench_plugins.speech.dataset import load as load_speech
 data = load_speech(None, quick=True, seed=0)
 detail = f"{data.seconds('train'):.1f} s train + {data.seconds('evaluation'):.1f} s scored"
 """,

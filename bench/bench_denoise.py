@@ -49,8 +49,9 @@ def bare_keras_seconds(name: str, summary: dict, data: str | None, quick: bool) 
     """
     import keras
 
-    from dlbench.datasets.speech import load_speech
-    from dlbench_plugins import denoise
+    from dlbench_plugins.speech import models, training
+    from dlbench_plugins.speech.dataset import load as load_speech
+    from dlbench_plugins.speech.features import load_features
 
     params = {k: _typed(v) for k, v in summary["params"].items()}
     speech = load_speech(Path(data) if data else None, quick=quick, seed=params["seed"])
@@ -63,19 +64,19 @@ def bare_keras_seconds(name: str, summary: dict, data: str | None, quick: bool) 
         def data(self, _name):
             return speech
 
-    _, _, settings, fit, validation = denoise.load_features(Ctx())
+    _, _, settings, fit, validation = load_features(Ctx())
     keras.utils.set_random_seed(params["seed"])
-    build = denoise.build_dense if name == "denoise_dense" else denoise.build_conv1d
+    build = models.build_dense if name == "denoise_dense" else models.build_conv1d
     model = build(fit.features.shape[1:], params)
     if settings.output == "mask":
-        model = denoise.mask_training_model(model)
-    denoise.compile_for_training(model, params, params["learning_rate"])
+        model = training.mask_training_model(model)
+    training.compile_for_training(model, params, params["learning_rate"])
     started = time.perf_counter()
     # Early stopping with restored weights is part of the recipe, not of dlbench; a patience
     # beyond the epoch count keeps it from ending the bare run at a different epoch.
     stopping = keras.callbacks.EarlyStopping(patience=10**6, restore_best_weights=True)
     model.fit(fit.inputs(settings.output), fit.target, epochs=int(summary["metrics"]["epochs_trained"]),
-              batch_size=params["batch_size"], verbose=0, callbacks=[*denoise.weight_averaging(model), stopping],
+              batch_size=params["batch_size"], verbose=0, callbacks=[*training.weight_averaging(model), stopping],
               validation_data=(validation.inputs(settings.output), validation.target))
     return time.perf_counter() - started
 

@@ -9,19 +9,8 @@
    Both are scored on the test set every ``eval_every`` epochs (not every epoch: that is where
    the time would go).
 
-What was measured on the shared 5,170-image subset (bench/bench_cifar.py, seeds 0, 1, 2, 60
-downstream epochs; the baseline scores 30.3 %):
-
-- transferring the seed's Dense(20) layer as well (``transfer_layers=conv_fc``) costs about 6
-  points: after the pretext those 20 units encode orientation cues, and at 1e-5 they barely
-  move in a CPU-sized run, so the new classifier sits on a 20-unit bottleneck that knows
-  nothing of classes. Transferring the convolutional layers only (the default) removes that.
-- with the conv layers alone and the seed's plain pretext, the gain stays within the noise
-  (10 pretext epochs: -0.6 points, per seed -4 to +4), and a longer pretext overfits the
-  4,670 unlabelled images (30 epochs: -0.9).
-- random crops and left-right flips of the pretext images (``pretext_augment=crop_flip``)
-  stop that overfitting, since neither changes which way is up: 10 pretext epochs +1.6,
-  30 epochs +4.1 (per seed +6.0, +3.2, +3.0). That is the default recipe.
+Why the default transfers the convolutional layers only, and shows the pretext random crops
+and flips: docs/RESULTS.md, "CIFAR-10".
 
 Seed settings: ``-p epochs=10000 -p eval_every=100 -p transfer_layers=conv_fc -p
 pretext_augment=none`` (the seed trained 10,000 epochs, transferred every layer below the

@@ -165,8 +165,7 @@ def remix_noise(clip, length, rng, gain_jitter):
     The training pairs are sample-aligned with additive noise, so ``noisy - clean`` is the
     noise itself. Sliding it to a random offset (and a gain within 1 +/- ``gain_jitter``)
     gives the same speech under new noise. Only audio before the validation frames is used,
-    so early stopping never scores noise the model was trained on. (Measured on the course
-    data: it does not raise SNR; kept as a param for other data.)
+    so early stopping never scores noise the model was trained on.
     """
     import numpy as np
 

@@ -20,8 +20,7 @@ def output_layers(bins, params):
     """Dense(bins) with its ReLU; in mask mode the ReLU stops at ``max_gain`` (0: no ceiling).
 
     A gain above 1 amplifies a noisy bin, which a clean signal under additive noise rarely
-    needs; on the course hold-out the ceiling at 1 lifted conv1d by ~0.3 dB at batch 64 and
-    was needed for the larger batches to help at all (README, "Experiments").
+    needs, so a mask may be capped (``max_gain``).
     """
     from keras import layers
 

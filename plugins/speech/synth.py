@@ -6,7 +6,7 @@ ships ``libespeak-ng.so`` and its voice data; it is driven here through ctypes:
 ``espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, ...)`` plus a synth callback that collects the
 int16 samples, 22,050 Hz, resampled to 16 kHz with soxr. No audio device, no espeak binary.
 
-What it holds (full size: ~5 s to generate here the first time, 0.4 s from the cache after):
+What it holds (generated in seconds the first time, read from the cache after):
 
 - training: 48 clips (~290 s) spoken by 8 voices (English accents x espeak variants,
   random rate and pitch per clip), 2 sentences each from a pool of fixed sentences plus
@@ -15,12 +15,9 @@ What it holds (full size: ~5 s to generate here the first time, 0.4 s from the c
   measures denoising of unseen speakers; listening: 2 noisy-only clips by those voices;
 - noises, cycled over clips: white, pink (1/f), brown (1/f^2), babble (3-4 overlapped
   sentences from a separate pool of voices), mains hum (50 or 60 Hz + harmonics) and
-  impulsive clicks; SNRs drawn from -5, 0, 5, 10 dB (mixed at exactly that SNR). The set is
-  centred near the course recording's 3.3 dB: with 15 dB clips in it (version 1) the reference
-  Dense model gained on noisy clips but lost more on clean ones (mean -0.1 dB on unseen
-  voices), so the score said little about denoising. With this set (version 2) the same
-  model (``dlbench run denoise_dense -p epochs=40``, seed 0) goes from 4.6 to 6.8 dB SNR and
-  PESQ 1.16 to 1.38 on the unseen voices; babble at 0-5 dB is the hardest case.
+  impulsive clicks; SNRs drawn from -5, 0, 5, 10 dB (mixed at exactly that SNR), centred near
+  the course recording's 3.3 dB so that the score measures denoising, not the passing through
+  of clean clips (docs/RESULTS.md has what the earlier version measured);
 - quick: 4 training clips, 2 scored, 1 listening clip (~17 s of audio in all, ~1 s to make).
 
 Deterministic by ``seed``: sentence choice, voice parameters, noise and SNR all come from

@@ -75,9 +75,8 @@ def weight_averaging(model):
 
     With ~2,000 training frames the weights jitter around their optimum from one minibatch
     to the next; their average along the way sits closer to it. So validation scores the
-    average, early stopping keeps the best average, and that is the network saved: on the
-    course hold-out, momentum 0.995 lifted conv1d from 12.48 to 12.68 dB (mean of seeds 0-4)
-    and its worst seed from 12.25 to 12.54. Callbacks that read the weights (early stopping,
+    average, early stopping keeps the best average, and that is the network saved.
+    Callbacks that read the weights (early stopping,
     the dead-output check) go after these. The optimizer, not the params, decides, so a model
     restored by ``--resume`` gets the callbacks its saved optimizer needs.
     """
