@@ -16,14 +16,8 @@ from dlbench_plugins.cifar.dataset import load_cifar10
 from dlbench.errors import DataError
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch) -> Path:
-    """Data root and keras cache in tmp; no download attempts unless a test allows them."""
-    root = tmp_path / "data-root"
-    monkeypatch.setenv("DLBENCH_DATA", str(root))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    monkeypatch.setenv("DLBENCH_OFFLINE", "1")
-    return root
+# Each test gets a data root (and Keras cache) of its own: no entry leaks between tests.
+pytestmark = pytest.mark.usefixtures("data_root")
 
 
 def batch(n, labels=None, seed=0, data=None):
@@ -69,9 +63,9 @@ def test_quick_is_a_seeded_subset(cifar_dir):
     assert load_cifar10(cifar_dir, quick=True, seed=2).digest != small.digest
 
 
-def test_second_load_reads_the_decoded_cache(cifar_dir, monkeypatch, isolated):
+def test_second_load_reads_the_decoded_cache(cifar_dir, monkeypatch, data_root):
     first = load_cifar10(cifar_dir)
-    assert list((isolated / "cache" / "cifar10").glob("*.npz"))
+    assert list((data_root / "cache" / "cifar10").glob("*.npz"))
     monkeypatch.setattr(cifar, "decode_folder", lambda folder: pytest.fail("decoded twice"))
     second = load_cifar10(cifar_dir)
     np.testing.assert_array_equal(second.x_train, first.x_train)
@@ -94,12 +88,12 @@ def test_loading_keeps_uint8_and_never_builds_a_float_copy(cifar_dir):
 # -- search order and the one clear error ---------------------------------------------------
 
 
-def test_search_order_data_then_root_then_keras_cache(tmp_path, isolated):
+def test_search_order_data_then_root_then_keras_cache(tmp_path, data_root):
     keras_folder = tmp_path / "keras-home" / "datasets" / "cifar-10-batches-py"
     keras_copy = write_folder(keras_folder, sizes=(1,) * 5)
     assert load_cifar10(None).x_train.shape[0] == 5
     assert str(keras_copy) in load_cifar10(None).source
-    root_copy = write_folder(isolated / "cifar-10-batches-py", sizes=(2,) * 5)
+    root_copy = write_folder(data_root / "cifar-10-batches-py", sizes=(2,) * 5)
     assert str(root_copy) in load_cifar10(None).source
     given = write_folder(tmp_path / "mine" / "cifar-10-batches-py", sizes=(3,) * 5)
     assert load_cifar10(tmp_path / "mine").x_train.shape[0] == 15
@@ -112,12 +106,12 @@ def test_small_batches_are_concatenated(tmp_path):
     assert data.label_names == cifar.LABEL_NAMES  # no batches.meta: the standard names
 
 
-def test_nothing_found_offline_is_one_error_listing_where_it_looked(tmp_path, isolated):
+def test_nothing_found_offline_is_one_error_listing_where_it_looked(tmp_path, data_root):
     with pytest.raises(DataError) as error:
         load_cifar10(tmp_path / "empty")
     message = str(error.value)
     assert str(tmp_path / "empty") in message
-    assert str(isolated / "cifar-10-batches-py") in message
+    assert str(data_root / "cifar-10-batches-py") in message
     assert str(tmp_path / "keras-home" / "datasets" / "cifar-10-batches-py") in message
     assert "--data" in message and "\n" not in message
 

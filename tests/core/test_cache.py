@@ -15,11 +15,8 @@ import pytest
 from dlbench import cache
 
 
-@pytest.fixture(autouse=True)
-def data_root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "root"
-    monkeypatch.setenv("DLBENCH_DATA", str(root))
-    return root
+# Each test gets a data root (and Keras cache) of its own: no entry leaks between tests.
+pytestmark = pytest.mark.usefixtures("data_root")
 
 
 def counting(arrays):

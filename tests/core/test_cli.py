@@ -9,13 +9,9 @@ import time
 
 import pytest
 
+from support import client
 from dlbench.testing import run_cli
 
-
-def client(uri):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
 
 
 def test_run_json_contract_and_store(toy_env, store_uri):
@@ -58,9 +54,9 @@ def test_quick_and_human_summary(toy_env, store_uri):
      (["run", "toy_fit", "--data", "/no/such/folder"], "no such file or folder"),
      (["describe", "nope"], "unknown experiment")],
 )
-def test_usage_errors_exit_2_with_one_line_and_no_run(toy_env, store_uri, tmp_path, args, message):
-    out = run_cli(args, tracking_uri=store_uri, env=toy_env)
-    assert out.returncode == 2
+def test_usage_errors_exit_2_with_one_line_and_no_run(cli, store_uri, tmp_path, args, message):
+    out = cli([*args, "--tracking-uri", store_uri] if args[0] == "run" else args)
+    assert out.exit_code == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in out.stderr and "Traceback" not in out.stderr
@@ -80,9 +76,10 @@ def test_failed_run_is_recorded_failed(toy_env, store_uri):
     assert "raise RuntimeError" in open(trace).read()
 
 
-def test_debug_shows_traceback_for_errors(toy_env, store_uri):
-    out = run_cli(["--debug", "run", "toy_fit", "-p", "epochs=x"], tracking_uri=store_uri, env=toy_env)
-    assert out.returncode == 2 and "Traceback" in out.stderr
+def test_debug_shows_traceback_for_errors(cli, store_uri):
+    out = cli(["--debug", "run", "toy_fit", "-p", "epochs=x", "--tracking-uri", store_uri])
+    assert out.exit_code == 2 and "Traceback" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: param 'epochs'")
 
 
 @pytest.mark.parametrize("sig, reason", [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")])

@@ -2,32 +2,31 @@
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
+import uuid
 
 import pytest
 
-from dlbench.testing import fake_distribution
-from toy_plugin import TOY_PLUGIN
+from support import client
 
 
 @pytest.fixture
-def toy_env(tmp_path):
-    root = fake_distribution(tmp_path / "site", "toy_plugin_dist", TOY_PLUGIN)
+def toy_env(toy_env):
+    """The toy plugin, and no tracking URI from outside: the default store is under test."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-               DLBENCH_LOAD_PLUGINS="toy_plugin_dist", TF_CPP_MIN_LOG_LEVEL="2")
-    return env
+    return {**env, **toy_env}
 
 
-def start_runs(count, env, cwd, extra=()):
+@pytest.fixture
+def experiment_name():
+    return f"concurrency-{uuid.uuid4().hex[:8]}"
+
+
+def start_runs(count, env, cwd, experiment_name, extra=()):
     """Start ``count`` runs at the same moment; each logs 30 steps, one write per step."""
     command = [sys.executable, "-m", "dlbench", "run", "toy_fit", "--quick", "-p", "epochs=30",
-               "--json", *extra]
+               "--experiment-name", experiment_name, "--json", *extra]
     return [subprocess.Popen(command + ["--seed", str(i)], cwd=cwd, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             for i in range(count)]
@@ -43,74 +42,34 @@ def finish(procs, timeout=300):
     return results
 
 
-def check_store(uri, results):
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
+def check_store(uri, results, experiment_name):
+    mlflow = client(uri)
     assert len({r["run_id"] for r in results}) == len(results)
     for result in results:
-        run = client.get_run(result["run_id"])
+        run = mlflow.get_run(result["run_id"])
         assert run.info.status == "FINISHED"
-        history = client.get_metric_history(result["run_id"], "loss")
+        history = mlflow.get_metric_history(result["run_id"], "loss")
         assert [m.step for m in history] == list(range(1, 31))
-    experiment = client.get_experiment_by_name("toy_fit")
-    assert len(client.search_runs([experiment.experiment_id])) == len(results)
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    assert len(mlflow.search_runs([experiment.experiment_id])) == len(results)
 
 
-def test_four_runs_at_once_share_the_default_sqlite_store(toy_env, tmp_path):
-    results = finish(start_runs(4, toy_env, tmp_path))
+def test_four_runs_at_once_share_the_default_sqlite_store(toy_env, tmp_path, experiment_name):
+    results = finish(start_runs(4, toy_env, tmp_path, experiment_name))
     db = tmp_path / "mlruns" / "mlflow.db"
-    check_store(f"sqlite:///{db}", results)
+    check_store(f"sqlite:///{db}", results, experiment_name)
     import sqlite3
 
     mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real `mlflow server` on loopback, SQLite behind it, artifacts proxied by the server."""
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", (tmp_path / "server-artifacts").as_uri(), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as reply:
-                if reply.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail("mlflow server did not start:\n" + (tmp_path / "server.log").read_text())
-        time.sleep(0.5)
-    yield url
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=30)
-    log.close()
-
-
-def test_four_runs_at_once_through_an_mlflow_server(toy_env, tmp_path, mlflow_server):
+def test_four_runs_at_once_through_an_mlflow_server(toy_env, tmp_path, mlflow_server,
+                                                    experiment_name):
     work = tmp_path / "work"
     work.mkdir()
-    results = finish(start_runs(4, toy_env, work, ["--tracking-uri", mlflow_server]))
-    check_store(mlflow_server, results)
+    results = finish(start_runs(4, toy_env, work, experiment_name,
+                                ["--tracking-uri", mlflow_server.url]))
+    check_store(mlflow_server.url, results, experiment_name)
     assert all(r["artifact_uri"].startswith("mlflow-artifacts:") for r in results)
     assert not (work / "mlruns").exists()  # nothing went to a local store by mistake

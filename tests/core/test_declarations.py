@@ -33,8 +33,8 @@ def test_defaults_then_quick_then_user():
 
 @pytest.mark.parametrize(
     "key, text, value",
-    [("lr", "1e-4", 1e-4), ("epochs", "5", 5), ("epochs", "5.0", 5), ("mode", "b", "b"),
-     ("flag", "true", True), ("flag", "0", False), ("flag", "Yes", True)],
+    [("lr", "1e-4", 1e-4), ("epochs", "5", 5), ("epochs", "5.0", 5), ("epochs", "1e2", 100),
+     ("mode", "b", "b"), ("flag", "true", True), ("flag", "0", False), ("flag", "Yes", True)],
 )
 def test_parse_by_declared_type(key, text, value):
     parsed = EXP.resolve_params({key: text})[key]
@@ -82,3 +82,12 @@ def test_experiment_problems():
                     "declared twice", "quick sets unknown param 'b'"]:
         assert problem in found
     assert EXP.problems() == []
+
+
+def test_ints_are_parsed_exactly_never_through_a_float():
+    wide = Param("count", int, 1, "a count", low=0)
+    assert wide.parse("9007199254740993") == 9007199254740993  # a float would give ...992
+    assert wide.parse(" 12 ") == 12
+    for text in ("1e100000000", "inf", "nan", "1.5", "0x10"):
+        with pytest.raises(UsageError, match="expected int"):
+            wide.parse(text)

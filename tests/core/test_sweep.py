@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dlbench.search import expand_grid, rank, ranking_mode, split_values, thread_budget
+from support import client
 from dlbench.testing import fake_distribution, run_cli
 
 FLAKY_PLUGIN = '''
@@ -50,11 +51,6 @@ def toy_env(toy_env):
     fake_distribution(Path(root), "flaky_plugin", FLAKY_PLUGIN)
     return {**toy_env, "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist,flaky_plugin"}
 
-
-def client(uri):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
 
 
 def test_grid_helpers():

@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -24,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from dlbench.testing import fake_distribution, run_cli
+from support import COURSE, MlflowServer, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-COURSE = Path(os.environ.get("DLBENCH_TEST_DATA", REPO.parent / "shared" / "data")) / "course"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -59,87 +54,6 @@ def dlbench_experiments():
                        params=(Param("epochs", int, 5, "steps", low=1),), quick={"epochs": 3},
                        logs=("loss",), tensorflow=False)]
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """A process group serving HTTP on 127.0.0.1:port; stop() kills the whole group."""
-
-    def __init__(self, command, *, port, cwd, log: Path, env=None):
-        self.port, self.log = port, log
-        self.url = f"http://127.0.0.1:{port}"
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, **(env or {})}, start_new_session=True)
-
-    def wait_healthy(self, timeout=180.0) -> "Server":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=5) as reply:
-                    if reply.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        pytest.fail(f"server not up after {timeout} s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        # Workers left behind by a parent that died first are in the same group.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=30)
-
-    def get(self, route: str, **query) -> bytes:
-        url = f"{self.url}{route}?{urllib.parse.urlencode(query)}" if query else self.url + route
-        with urllib.request.urlopen(url, timeout=60) as reply:
-            return reply.read()
-
-    def api(self, endpoint: str, **query) -> dict:
-        return json.loads(self.get(f"/api/2.0/mlflow/{endpoint}", **query))
-
-    def artifact_files(self, run_id: str, path: str = "") -> list[str]:
-        listing = self.api("artifacts/list", run_id=run_id, path=path)
-        files = []
-        for item in listing.get("files", []):
-            if item["is_dir"]:
-                files += self.artifact_files(run_id, item["path"])
-            else:
-                files.append(item["path"])
-        return files
-
-
-# The job runner (GenAI evaluation jobs) forks eight more processes; a run browser needs none.
-SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow-server")
-    command = [sys.executable, "-m", "mlflow", "server",
-               "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-               "--artifacts-destination", (root / "artifacts").as_uri(),
-               "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "1"]
-    server = Server(command, port=int(command[-3]), cwd=root, log=root / "server.log",
-                    env=SERVER_ENV)
-    try:
-        yield server.wait_healthy()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -252,19 +166,16 @@ def test_run_page_in_headless_chromium(chromium, mlflow_server, logged_run, tmp_
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_dlbench_ui_serves_default_store_with_artifacts(tmp_path):
-    from toy_plugin import TOY_PLUGIN
-
-    site = fake_distribution(tmp_path / "site", "toy_plugin_dist", TOY_PLUGIN)
+def test_dlbench_ui_serves_default_store_with_artifacts(tmp_path, toy_env):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(PYTHONPATH=str(site), DLBENCH_LOAD_PLUGINS="toy_plugin_dist")
+    env.update(toy_env)
     out = run_cli(["run", "toy_fit", "--quick", "--json"], cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
     run_id = json.loads(out.stdout)["run_id"]
 
     port = free_port()
-    server = Server([sys.executable, "-m", "dlbench", "ui", "--port", str(port)], port=port,
-                    cwd=tmp_path, log=tmp_path / "ui.log", env={**env, **SERVER_ENV})
+    server = MlflowServer([sys.executable, "-m", "dlbench", "ui", "--port", str(port)], port=port,
+                          cwd=tmp_path, log=tmp_path / "ui.log", env=env)
     try:
         server.wait_healthy()
         run = server.api("runs/get", run_id=run_id)["run"]

@@ -16,11 +16,8 @@ from dlbench_plugins.speech.spectral import SpectralSettings
 RATE = 16_000
 
 
-@pytest.fixture(autouse=True)
-def data_root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "data-root"
-    monkeypatch.setenv("DLBENCH_DATA", str(root))
-    return root
+# Each test gets a data root (and Keras cache) of its own: no entry leaks between tests.
+pytestmark = pytest.mark.usefixtures("data_root")
 
 
 def tone(seconds=1.0, rate=RATE, freq=220.0, level=0.3):
@@ -292,25 +289,50 @@ def test_synth_full_size_holds_minutes_of_speech_with_every_noise():
     assert energy.max() - np.percentile(energy, 10) > 20
 
 
-@pytest.mark.parametrize("kind", synth.NOISES)
-def test_noises_are_finite_and_the_colours_tilt(kind):
+def spectral_slope(noise, rate=RATE):
+    """The slope of log power against log frequency over 100 Hz - 4 kHz (1/f^a noise: -a)."""
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    freqs = np.fft.rfftfreq(len(noise), 1 / rate)
+    edges = np.geomspace(100, 4000, 11)
+    bands = [power[(freqs >= lo) & (freqs < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])]
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    return np.polyfit(np.log10(centres), np.log10(bands), 1)[0]
+
+
+@pytest.mark.parametrize("kind, slope", [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
+def test_coloured_noises_tilt_as_their_names_say(kind, slope):
+    noise = synth.make_noise(kind, 4 * RATE, np.random.default_rng(0))
+    assert noise.dtype == np.float32 and np.isfinite(noise).all()
+    assert spectral_slope(noise) == pytest.approx(slope, abs=0.25)
+
+
+def test_hum_is_mains_harmonics_and_clicks_are_impulses():
     rng = np.random.default_rng(0)
+    hum = synth.make_noise("hum", 4 * RATE, rng)
+    power = np.abs(np.fft.rfft(hum)) ** 2
+    freqs = np.fft.rfftfreq(len(hum), 1 / RATE)
+    mains = 50.0 if power[freqs == 50.0].sum() > power[freqs == 60.0].sum() else 60.0
+    on_harmonics = np.isclose(freqs % mains, 0) | np.isclose(freqs % mains, mains)
+    assert power[on_harmonics & (freqs > 0)].sum() > 0.95 * power[freqs > 0].sum()
+
+    clicks = synth.make_noise("clicks", 4 * RATE, rng)
+    kurtosis = np.mean((clicks - clicks.mean()) ** 4) / np.var(clicks) ** 2
+    assert kurtosis > 20  # Gaussian noise: 3; short loud bursts in a quiet floor: far more
+
+
+def test_babble_is_made_of_the_other_voices():
     bank = [tone(0.7, freq=f) for f in (150.0, 230.0, 310.0)]
-    noise = synth.make_noise(kind, RATE, rng, bank, np.random.default_rng(1))
-    assert noise.shape == (RATE,) and noise.dtype == np.float32 and np.isfinite(noise).all()
-    assert noise.std() > 0
-
-
-def test_pink_and_brown_noise_have_more_low_frequency_power_than_white():
-    rng = np.random.default_rng(0)
-
-    def low_share(kind):
-        power = np.abs(np.fft.rfft(synth.make_noise(kind, 4 * RATE, rng))) ** 2
-        freqs = np.fft.rfftfreq(4 * RATE, 1 / RATE)
-        return power[freqs < 500].sum() / power.sum()
-
-    white, pink, brown = low_share("white"), low_share("pink"), low_share("brown")
-    assert white < pink < brown
+    babble = synth.make_noise("babble", RATE, np.random.default_rng(0), bank, np.random.default_rng(1))
+    assert babble.dtype == np.float32 and np.isfinite(babble).all()
+    power = np.abs(np.fft.rfft(babble)) ** 2
+    freqs = np.fft.rfftfreq(len(babble), 1 / RATE)
+    # Here the bank's "voices" are three tones: the babble's power is theirs.
+    near = np.zeros_like(freqs, dtype=bool)
+    for freq in (150.0, 230.0, 310.0):
+        near |= np.abs(freqs - freq) <= 3
+    assert power[near].sum() > 0.9 * power.sum()
+    with pytest.raises(ValueError, match="bank"):
+        synth.make_noise("babble", RATE, np.random.default_rng(0))
 
 
 def test_mix_at_snr_hits_the_requested_snr():
