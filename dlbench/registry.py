@@ -67,7 +67,7 @@ class Registry:
         self.experiments: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
         self.commands: dict[str, Entry] = {}
-        self.conflicts: dict[str, str] = {}
+        self.conflicts: dict[tuple[str, str], str] = {}  # (kind, name) -> message
         self.reserved = set(reserved)
 
     @property
@@ -81,8 +81,8 @@ class Registry:
         return self._lookup(self.datasets, name, "dataset", "dlbench datasets")
 
     def _lookup(self, table: dict[str, Entry], name: str, kind: str, how: str) -> Entry:
-        if (kind, name) in self.conflicts:
-            raise PluginError(self.conflicts[kind, name])
+        if self.conflict(kind, name):
+            raise PluginError(self.conflict(kind, name))
         if name in table:
             return table[name]
         close = difflib.get_close_matches(name, list(table), n=1)

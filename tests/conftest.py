@@ -56,7 +56,7 @@ def data_root(tmp_path, monkeypatch) -> Path:
     cached entry and no dataset from elsewhere can leak in."""
     root = tmp_path / "root"
     monkeypatch.setenv("DLBENCH_DATA", str(root))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setenv("DLBENCH_OFFLINE", "1")
     return root
 

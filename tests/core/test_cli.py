@@ -114,9 +114,11 @@ def test_list_describe_plugins(toy_env):
 
 def test_list_imports_no_tensorflow_or_mlflow(toy_env):
     code = ("import sys\nfrom dlbench.cli import main\n"
-            "try:\n    main(['list'], prog_name='dlbench')\nexcept SystemExit:\n    pass\n"
+            "for args in (['list'], ['--help'], ['denoise', '--help']):\n"
+            "    try:\n        main(args, prog_name='dlbench')\n    except SystemExit:\n        pass\n"
             "main(['describe', 'toy_fit'], standalone_mode=False)\n"
-            "heavy = {'tensorflow', 'keras', 'mlflow', 'librosa', 'matplotlib'} & set(sys.modules)\n"
+            "heavy = {'tensorflow', 'keras', 'mlflow', 'librosa', 'matplotlib', 'numpy',\n"
+            "         'soundfile'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")
     # Every installed plugin is loaded here, the built-in experiments included.
     env = {**os.environ, **toy_env}
