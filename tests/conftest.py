@@ -47,7 +47,12 @@ def store_uri(tmp_path) -> str:
 def _isolated_data_root(tmp_path_factory, monkeypatch):
     """Caches and synthesized data go to a per-session temp dir, never the user's cache."""
     if "DLBENCH_DATA" not in os.environ:
-        monkeypatch.setenv("DLBENCH_DATA", str(tmp_path_factory.getbasetemp() / "dlbench-data"))
+        base = tmp_path_factory.getbasetemp()
+        # Under pytest-xdist each worker has its own base (popen-gwN); they share the one
+        # above it, so the synthesized speech and the feature caches are made once per session
+        # (the cache is content-keyed and written atomically, so workers can share it).
+        shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+        monkeypatch.setenv("DLBENCH_DATA", str(shared / "dlbench-data"))
 
 
 @pytest.fixture
