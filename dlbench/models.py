@@ -88,7 +88,11 @@ def using_store(uri: str):
 
 def _log(tracker, name: str, flavor, *, primary: bool, **kwargs) -> LoggedModel:
     """Create the logged model in the run's experiment, with the run's params, then let
-    MLflow write it (left to itself, MLflow files it under the process's active experiment)."""
+    MLflow write it (left to itself, MLflow files it under the process's active experiment).
+
+    The signature was inferred from what the model returned for the example, in this
+    process: MLflow's check that reloads the model to serve the example again is skipped
+    (tests load and serve the logged models)."""
     from mlflow.models import Model
 
     client, run_id = tracker.client, tracker.run_id
@@ -106,13 +110,28 @@ def log_keras_model(tracker, model, name: str, *, input_example, plugin=None,
                     primary: bool = False, metadata: Mapping[str, Any] | None = None) -> LoggedModel:
     """Log a Keras model as MLflow's Keras flavour; the signature is inferred from
     ``input_example`` and what the model returns for it."""
-    import mlflow.keras
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-    return _log(tracker, name, mlflow.keras, primary=primary, model=model, signature=signature,
+    return _log(tracker, name, _KerasFlavor, primary=primary, model=model, signature=signature,
                 input_example=input_example, pip_requirements=requirements(plugin),
-                metadata=dict(metadata or {}) or None)
+                metadata=dict(metadata or {}) or None, validate_serving_input=False)
+
+
+class _KerasFlavor:
+    """MLflow's Keras flavour, given the folder it writes its input example into before it
+    creates it (MLflow 3.17 writes the example first, into a folder not yet there)."""
+
+    __name__ = "keras"
+
+    @staticmethod
+    def save_model(path, mlflow_model, validate_serving_input=None, **kwargs):
+        import os
+
+        import mlflow.keras
+
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(path=path, mlflow_model=mlflow_model, **kwargs)
 
 
 class _FilesFlavor:
@@ -146,7 +165,6 @@ def log_pyfunc_model(tracker, folder: Path, name: str, *, loader_module: str, in
     return _log(tracker, name, _FilesFlavor(folder, loader_module), primary=primary,
                 signature=signature, input_example=input_example,
                 pip_requirements=requirements(plugin), metadata=dict(metadata or {}) or None,
-                # The plugin computed output_example with the same code: no reload to check it.
                 validate_serving_input=False)
 
 

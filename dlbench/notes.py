@@ -17,6 +17,7 @@ KINDS = {
     "figures": (".png", ".jpg", ".jpeg", ".svg", ".gif", ".html"),
     "audio": (".wav", ".flac", ".mp3", ".ogg"),
 }
+DATASET_TAG = "dlbench.dataset."
 MOST_FILES = 500
 """Artifacts looked at, at most: the note is a summary, not a listing."""
 
@@ -41,9 +42,8 @@ def run_note(client, run, *, declared: Iterable[str] = (), models: Iterable = ()
              + (f": seed {params['seed']}" if "seed" in params else "")
              + (", quick (smoke mode)" if params.get("quick") == "true" else "")]
 
-    data = [f"`{key[len('dlbench.dataset.'):-len('.source')]}` from {value}"
-            for key, value in sorted(tags.items())
-            if key.startswith("dlbench.dataset.") and key.endswith(".source")]
+    data = [f"{_dataset(key)} from {value}" for key, value in sorted(tags.items())
+            if key.startswith(DATASET_TAG) and key.endswith(".source")]
     if data:
         lines.append("Data: " + "; ".join(data) + ".")
 
@@ -66,6 +66,12 @@ def run_note(client, run, *, declared: Iterable[str] = (), models: Iterable = ()
     return "\n".join(lines)
 
 
+def _dataset(source_tag: str) -> str:
+    """``dlbench.dataset.speech.evaluation.source`` -> ```speech` (evaluation)``."""
+    name, _, context = source_tag[len(DATASET_TAG):-len(".source")].partition(".")
+    return f"`{name}`" + (f" ({context})" if context else "")
+
+
 def _summary(files: list[str]) -> str:
     if len(files) <= 4:
         return ", ".join(f"`{f}`" for f in files)
@@ -84,9 +90,17 @@ def _artifacts_by_kind(client, run_id: str) -> dict[str, list[str]]:
 
 
 def _files(client, run_id: str) -> list[str]:
-    """The run's own artifact files (not its logged models'), breadth first, bounded."""
+    """The run's artifact files, breadth first, bounded; a folder that cannot be listed is
+    left out (a summary is no reason to fail)."""
+    from dlbench.models import using_store
+
     files, folders = [], [None]
-    while folders and len(files) < MOST_FILES:
-        for item in client.list_artifacts(run_id, folders.pop(0)):
-            (folders if item.is_dir else files).append(item.path)
+    with using_store(client.tracking_uri):  # a folder named like a logged model is looked up
+        while folders and len(files) < MOST_FILES:
+            try:
+                listed = client.list_artifacts(run_id, folders.pop(0))
+            except Exception:
+                continue
+            for item in listed:
+                (folders if item.is_dir else files).append(item.path)
     return files[:MOST_FILES]

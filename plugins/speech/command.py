@@ -96,6 +96,7 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
     """The run's :class:`Denoiser`, downloaded through MLflow."""
     from mlflow.exceptions import MlflowException
 
+    from dlbench.models import using_store
     from dlbench.store import open_store, resolve_store
     from dlbench_plugins.speech.inference import (MODEL_ARTIFACT, NETWORK_FILE, SETTINGS_FILE,
                                                   Denoiser)
@@ -108,15 +109,18 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
             f"run {run_id!r} not found in {client.tracking_uri}; fix: take the run_id from"
             " `dlbench run ... --json` or the MLflow UI, or pass --tracking-uri"
         ) from exc
-    files = {a.path for a in client.list_artifacts(run_id, MODEL_ARTIFACT)}
-    needed = {f"{MODEL_ARTIFACT}/{SETTINGS_FILE}", f"{MODEL_ARTIFACT}/{NETWORK_FILE}"}
-    if not needed <= files:
-        what = run.data.tags.get("dlbench.experiment") or run.info.run_name
-        raise UsageError(
-            f"run {run_id} ({what}) is not a denoiser: it has no {' and '.join(sorted(needed - files))};"
-            " fix: pass the run id of a denoise_dense or denoise_conv1d run"
-        )
-    local = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(folder)))
+    # The run's model/ folder: its logged model's files, or (logged before models were
+    # MLflow Models) the same two files among the run's own artifacts.
+    with using_store(client.tracking_uri):
+        files = {a.path for a in client.list_artifacts(run_id, MODEL_ARTIFACT)}
+        needed = {f"{MODEL_ARTIFACT}/{SETTINGS_FILE}", f"{MODEL_ARTIFACT}/{NETWORK_FILE}"}
+        if not needed <= files:
+            what = run.data.tags.get("dlbench.experiment") or run.info.run_name
+            raise UsageError(
+                f"run {run_id} ({what}) is not a denoiser: it has no {' and '.join(sorted(needed - files))};"
+                " fix: pass the run id of a denoise_dense or denoise_conv1d run"
+            )
+        local = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(folder)))
     return Denoiser.load(local)
 
 
