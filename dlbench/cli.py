@@ -99,8 +99,7 @@ def main(ctx, debug):
 def quiet_frameworks() -> None:
     """TensorFlow's C++ chatter (oneDNN, CUDA probing, graph warnings) and MLflow's download
     bars are noise for a CLI user (TF's errors reach Python as exceptions); ``--debug`` keeps
-    them. Read once, when
-    TensorFlow starts (see dlbench.frameworks)."""
+    them. TensorFlow reads its level once, when it starts (see dlbench.frameworks)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # tqdm per download
 

@@ -234,6 +234,22 @@ def test_datasets_recorded_for_training_and_evaluation(quick_run, store):
     assert f"runs:/{quick_run['run_id']}/model" in note
 
 
+def test_quick_rerun_reproduces_exactly(quick_run, store, cli):
+    """`dlbench rerun`: the same params, seed, quick flag and data give every metric again,
+    bit for bit, on CPU with op determinism."""
+    out = cli(["rerun", quick_run["run_id"], "--tracking-uri", store, "--json"],
+              env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["reproduced"] and report["warnings"] == []
+    compared = {r["metric"]: r for r in report["metrics"] if r["compared"]}
+    assert set(SCORES) | {"loss", "val_loss"} <= set(compared)
+    assert all(r["difference"] == 0.0 for r in compared.values())
+    rerun = client(store).get_run(report["run_id"])
+    assert rerun.data.tags["dlbench.rerun_of"] == quick_run["run_id"]
+    assert rerun.data.tags["dlbench.data_path"] == str(COURSE.resolve())
+
+
 def denoise_a_course_recording(run_id, store, folder):
     """`dlbench denoise` on a copy of test_x_01: (noisy, its rate, denoised, its rate)."""
     source = folder / "talk.wav"
