@@ -21,6 +21,7 @@ run by id; :func:`using_store` points them at the run's store for the duration o
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -73,10 +74,19 @@ def requirements(plugin=None) -> list[str]:
 @contextlib.contextmanager
 def using_store(uri: str):
     """Point MLflow's process-wide tracking and registry URIs at ``uri`` meanwhile: its
-    model functions (logging, ``models:/`` URIs) read them instead of taking a client."""
-    import mlflow
+    model functions (logging, ``models:/`` URIs) read them instead of taking a client.
 
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    Restored exactly afterwards, unset ones included: MLflow's setters also export
+    ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` to the environment (for subprocesses),
+    and its getters report a default where nothing was set, so the previous state is read
+    from MLflow's module globals."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    environment = {name: os.environ.get(name) for name in variables}
+    previous = tracking._tracking_uri, registry._registry_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -84,6 +94,11 @@ def using_store(uri: str):
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _log(tracker, name: str, flavor, *, primary: bool, **kwargs) -> LoggedModel:

@@ -29,6 +29,11 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def results(metrics: dict) -> dict:
+    """A run's metrics but the system metrics MLflow's monitor samples into every run."""
+    return {k: v for k, v in metrics.items() if not k.startswith("system/")}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
