@@ -281,7 +281,8 @@ def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tm
     assert params["target"] == "phase_sensitive"
     assert params["max_gain"] == "1.0" and params["pool_size"] == "4" and params["ema_momentum"] == "0.995"
 
-    local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
+    with using_store(store):  # model/ is the run's logged model: MLflow looks it up globally
+        local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
     network = keras.saving.load_model(local)
     assert network.layers[-1].name == "gain" and float(network.layers[-1].max_value) == 1.0
     loud = 5 * np.random.default_rng(0).random((8, 513, 1), dtype="float32")
