@@ -28,6 +28,7 @@ COMMANDS = {
     "compare": "dlbench.commands.compare:command",
     "runs": "dlbench.commands.runs:command",
     "sweep": "dlbench.commands.sweep:command",
+    "rerun": "dlbench.commands.rerun:command",
 }
 
 
@@ -91,8 +92,16 @@ def main(ctx, debug):
     state = ctx.ensure_object(dict)
     state["debug"] = debug
     state.setdefault("core_commands", ctx.command._core())
-    # TensorFlow's C++ start-up chatter is noise for a CLI user.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not debug:
+        quiet_frameworks()
+
+
+def quiet_frameworks() -> None:
+    """TensorFlow's C++ chatter (oneDNN, CUDA probing, graph warnings) and MLflow's download
+    bars are noise for a CLI user (TF's errors reach Python as exceptions); ``--debug`` keeps
+    them. TensorFlow reads its level once, when it starts (see dlbench.frameworks)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # tqdm per download
 
 
 @main.command("list")
@@ -156,8 +165,11 @@ def _range_text(param: dict) -> str:
               help="Continue this run from its last epoch checkpoint, with its own params.")
 @click.option("--strategy", type=click.Choice(["mirrored"]),
               help="Train on all local GPUs (tf.distribute.MirroredStrategy).")
+@click.option("--register", "register", metavar="NAME",
+              help="Register the run's model in the MLflow Model Registry as NAME (a new version).")
+@click.option("--alias", metavar="ALIAS", help="With --register: point ALIAS (e.g. champion) at it.")
 def run(name, params, data_path, quick, seed, experiment_name, run_name, tracking_uri,
-        resume_run_id, strategy, as_json):
+        resume_run_id, strategy, register, alias, as_json):
     """Run experiment NAME and log it to MLflow."""
     from dlbench.declarations import parse_assignments
     from dlbench.runner import RunRequest, execute
@@ -173,6 +185,8 @@ def run(name, params, data_path, quick, seed, experiment_name, run_name, trackin
         tracking_uri=tracking_uri,
         resume_run_id=resume_run_id,
         strategy=strategy,
+        register=register,
+        alias=alias,
     )
     plugins = registry()
     with stdout_to_stderr():
@@ -194,6 +208,8 @@ def _print_summary(result) -> None:
     if rows:
         click.echo(format_table(rows, ["metric", "value"]))
     click.echo(f"artifacts: {result.artifact_uri}")
+    if result.registered_model:
+        click.echo(f"registered: {result.registered_model}")
 
 
 @main.command()

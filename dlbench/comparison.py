@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from dlbench.errors import UsageError
 from dlbench.declarations import NAME_RE
 from dlbench.store import search_all_runs
+from dlbench.system_metrics import is_system_metric
 
 PARENT_TAG = "mlflow.parentRunId"
 EXPERIMENT_TAG = "dlbench.experiment"
@@ -58,7 +59,8 @@ def find_runs(client, name: str, *, last: int | None = None, children: bool = Fa
 def rows_for(runs: Sequence, metrics: Sequence[str] = (), descending: bool = False) -> list[RunRow]:
     """Rows for ``runs``, sorted by the first of ``metrics`` (runs without it last).
 
-    With no ``metrics`` every metric is kept and the order stays newest first.
+    With no ``metrics`` every metric is kept (but the system metrics, which ``-m`` can ask
+    for) and the order stays newest first.
     """
     if metrics:
         known = sorted({k for r in runs for k in r.data.metrics})
@@ -77,7 +79,8 @@ def rows_for(runs: Sequence, metrics: Sequence[str] = (), descending: bool = Fal
             start_time=_iso(r.info.start_time),
             status=r.info.status,
             params=dict(r.data.params),
-            metrics={k: v for k, v in r.data.metrics.items() if not metrics or k in metrics},
+            metrics={k: v for k, v in r.data.metrics.items()
+                     if (k in metrics if metrics else not is_system_metric(k))},
             parent_run_id=r.data.tags.get(PARENT_TAG),
         )
         for r in runs

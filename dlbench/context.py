@@ -50,6 +50,7 @@ class RunContext(Tracker):
         # Set by the runner for `--strategy mirrored` (see dlbench.distribute).
         self.strategy = None
         self.strategy_used = False  # whether the experiment built a model in strategy_scope()
+        self.label = experiment.name  # how its progress lines start; a child adds its name
 
     def strategy_scope(self):
         """Build and compile the model inside this: the strategy's scope, or a no-op."""
@@ -71,7 +72,7 @@ class RunContext(Tracker):
 
     def log(self, message: str) -> None:
         """A progress line for the user; stderr, since stdout carries the --json summary."""
-        print(f"[{self.experiment.name}] {message}", file=sys.stderr, flush=True)
+        print(f"[{self.label}] {message}", file=sys.stderr, flush=True)
 
     def data(self, name: str) -> Any:
         """The dataset registered as ``name``, loaded once and recorded as this run's input."""
@@ -84,16 +85,14 @@ class RunContext(Tracker):
         return loaded
 
     def _record_input(self, name: str, loaded: Any) -> None:
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-
-        digest = str(getattr(loaded, "digest", "unknown"))
-        source = str(getattr(loaded, "source", "unknown"))
-        entity = Dataset(
-            name=name, digest=digest[:36], source_type="dlbench", source=source
-        )
-        context = InputTag(key="mlflow.data.context", value="training")
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags=[context])])
-        self.set_tags({f"dlbench.dataset.{name}.digest": digest, f"dlbench.dataset.{name}.source": source})
+        """The loaded data as the run's training input: its digest and source, and its schema
+        (``loaded.input_schema()``: features/targets) and profile (``loaded.describe()``)
+        where the dataset offers them."""
+        schema = loaded.input_schema() if hasattr(loaded, "input_schema") else {}
+        profile = loaded.describe() if hasattr(loaded, "describe") else None
+        self.log_dataset(name, digest=str(getattr(loaded, "digest", "unknown")),
+                         source=str(getattr(loaded, "source", "unknown")), profile=profile,
+                         **schema)
 
     @contextlib.contextmanager
     def child(self, name: str) -> Iterator["RunContext"]:
@@ -115,6 +114,8 @@ class RunContext(Tracker):
             loaded=self._loaded,
         )
         child.strategy = self.strategy
+        child.plugin, child.logged_models = self.plugin, self.logged_models
+        child.label = f"{self.label}/{name}"
         try:
             with ending(child, reraise=True):
                 child.log_params({**self.params, "seed": self.seed, "quick": self.quick})

@@ -1,4 +1,5 @@
-"""The Keras callback behind ``ctx.keras_callback()``: per-epoch metrics into the run.
+"""The Keras callback behind ``ctx.keras_callback()``: per-epoch metrics into the run, and a
+progress line per epoch on stderr (:mod:`dlbench.progress`).
 
 Imported only when a run asks for it, since it imports Keras. Metrics are buffered and
 written in batches (one ``log_batch`` per few seconds, and at the end of training), so a
@@ -24,9 +25,18 @@ class MetricsCallback(keras.callbacks.Callback):
         self._pending: list = []
         self._last_flush = time.monotonic()
         self._recorded_epoch = -1
+        self.progress = None  # a line per epoch on stderr (dlbench.progress), set per fit
+
+    def on_train_begin(self, logs=None):
+        from dlbench.progress import EpochProgress
+
+        self.progress = EpochProgress(getattr(self.tracker, "label", ""), self.params.get("epochs"),
+                                      initial_epoch=getattr(self.tracker, "initial_epoch", 0))
 
     def on_epoch_end(self, epoch, logs=None):
         self.record(epoch, logs)
+        if self.progress is not None:
+            self.progress.epoch_end(epoch, logs)
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 

@@ -9,6 +9,10 @@ records how it ended, the same way for every kind of run:
   ``error/traceback.txt``), or when the block calls ``outcome.fail(reason)``;
 - KILLED on Ctrl-C or SIGTERM (turned into :class:`Terminated` while the block runs).
 
+While the block runs, MLflow's monitor samples system metrics into the run
+(:mod:`dlbench.system_metrics`); a finished run ends with a Markdown description
+(:mod:`dlbench.notes`).
+
 A run is never left RUNNING by an exception; only SIGKILL or a power cut can do that, and
 :mod:`dlbench.orphans` closes those afterwards.
 """
@@ -25,12 +29,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
 import dlbench
+from dlbench import system_metrics
 from dlbench.errors import DlbenchError
+from dlbench.notes import NOTE_TAG, write_note
 from dlbench.orphans import process_tags
 
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "dlbench.error"
-NOTE_TAG = "mlflow.note.content"
 TRACEBACK_FILE = "error/traceback.txt"
 
 
@@ -64,14 +69,27 @@ def sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_user() -> str:
+    """Who started the run, as MLflow's fluent API finds it: the tracking server's user name
+    (``MLFLOW_TRACKING_USERNAME`` or ``~/.mlflow/credentials``), else the login name."""
+    try:
+        from mlflow.utils.credentials import read_mlflow_creds
+
+        username = read_mlflow_creds().username
+    except Exception:  # an unreadable credentials file is no reason to fail a run
+        username = None
+    if username:
+        return username
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
 def context_tags() -> dict[str, str]:
     """Tags every run gets, as MLflow's fluent API would set them, plus this process."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        user = "unknown"
     return {
-        "mlflow.user": user,
+        "mlflow.user": run_user(),
         "mlflow.source.type": "LOCAL",
         "dlbench.version": dlbench.__version__,
         "dlbench.python": platform.python_version(),
@@ -121,27 +139,40 @@ def ending(tracker, *, reraise: bool = False,
     what a parent logs about its children, even when stopped half way.
     """
     outcome = Outcome()
+    monitor = system_metrics.start(tracker.client, tracker.run_id)
     try:
         with sigterm_raises():
             yield outcome
     except BaseException as exc:
         outcome.caught(exc)
-        _record_end(tracker, outcome, before_end)
+        _record_end(tracker, outcome, before_end, monitor)
         if reraise or not isinstance(exc, (Exception, *STOPS)):
             raise
     else:
         if outcome.status == "RUNNING":
             outcome.status = "FINISHED"
-        _record_end(tracker, outcome, before_end)
+        _record_end(tracker, outcome, before_end, monitor)
 
 
-def _record_end(tracker, outcome: Outcome, before_end) -> None:
-    """Best effort on the error path (the store may be the problem), then the status."""
+def _record_end(tracker, outcome: Outcome, before_end, monitor=None) -> None:
+    """Best effort on the error path (the store may be the problem), then the status.
+
+    A finished run gets its description (:mod:`dlbench.notes`), a failed or killed one its
+    reason; the system-metrics monitor stops first, while the run is still RUNNING.
+    """
     with contextlib.suppress(Exception):
         tracker.flush_metrics()
+    with contextlib.suppress(Exception):
+        system_metrics.stop(monitor)
     if before_end is not None:
         with contextlib.suppress(Exception):
             before_end(outcome)
+    if outcome.status == "FINISHED":
+        with contextlib.suppress(Exception):
+            experiment = getattr(tracker, "experiment", None)
+            write_note(tracker.client, tracker.run_id,
+                       declared=experiment.metric_names if experiment else (),
+                       models=getattr(tracker, "logged_models", ()))
     if outcome.error is not None:
         with contextlib.suppress(Exception):
             tracker.set_tags({ERROR_TAG: outcome.error,

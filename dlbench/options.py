@@ -14,6 +14,17 @@ tracking_uri_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (logs go to stderr).")
 
+def _no_system_metrics(ctx, param, value):
+    if value:  # read by every run this process (or its workers) starts: dlbench.system_metrics
+        import os
+
+        os.environ["DLBENCH_NO_SYSTEM_METRICS"] = "1"
+
+
+no_system_metrics_option = click.option(
+    "--no-system-metrics", is_flag=True, expose_value=False, callback=_no_system_metrics,
+    help="Do not sample CPU, memory, disk and network into the run (DLBENCH_NO_SYSTEM_METRICS=1).")
+
 RUN_OPTIONS = (
     click.option("--data", "data_path", type=click.Path(path_type=Path),
                  help="Where the data is (the layout is detected; see: dlbench datasets)."),
@@ -22,6 +33,7 @@ RUN_OPTIONS = (
                  help="Seed for python, numpy, TF."),
     click.option("--experiment-name", help="MLflow experiment to log into [default: NAME]."),
     tracking_uri_option,
+    no_system_metrics_option,
     json_option,
 )
 

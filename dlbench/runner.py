@@ -19,11 +19,13 @@ from typing import Any, Mapping
 
 from dlbench.errors import UsageError
 from dlbench.lifecycle import context_tags, ending, start_run
+from dlbench.models import check_registration
 from dlbench.orphans import repair_orphans_quietly
 from dlbench.registry import Registry
 from dlbench.store import Store, experiment_id, open_store, resolve_store
 
 DEFAULT_SEED = 0
+DATA_PATH_TAG = "dlbench.data_path"
 
 
 @dataclass
@@ -42,6 +44,8 @@ class RunRequest:
     resume_run_id: str | None = None  # continue this run from its last checkpoint
     strategy: str | None = None  # "mirrored": tf.distribute over the local devices
     tags: Mapping[str, str] = field(default_factory=dict)
+    register: str | None = None  # register the run's model under this name...
+    alias: str | None = None  # ...and point this alias at the new version
 
 
 @dataclass
@@ -56,6 +60,7 @@ class RunResult:
     artifact_uri: str
     error: str | None = None
     duration_s: float = 0.0
+    registered_model: str | None = None  # models:/NAME/VERSION with --register
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -73,11 +78,14 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
         raise UsageError("--resume continues with the run's own params (fix: drop the -p options)")
     params = experiment.resolve_params(request.params, quick=request.quick)
     check_data_path(request.data_path)
+    check_registration(request.register, request.alias)
     store = store or resolve_store(request.tracking_uri)
     client = open_store(store)
     repair_orphans_quietly(client)
 
     tags = {**run_tags(entry), **request.tags}
+    if request.data_path:  # what `dlbench rerun` runs on again
+        tags[DATA_PATH_TAG] = str(Path(request.data_path).resolve())
     resume = None
     if request.resume_run_id:
         from dlbench.checkpoints import load_resume, reopen
@@ -112,8 +120,10 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
         scratch=scratch,
         registry=registry,
     )
+    ctx.plugin = entry.plugin
     if resume is not None:
         ctx.initial_epoch, ctx.resume_checkpoint = resume.epoch, resume.checkpoint
+    registered = None
     started = time.monotonic()
     try:
         with ending(ctx) as outcome:
@@ -136,9 +146,25 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
                 ctx.log(f"warning: --strategy {request.strategy} had no effect: this experiment"
                         " builds its models outside ctx.strategy_scope()")
                 ctx.set_tags({"dlbench.strategy.used": "false"})
+            if request.register:
+                registered = _register(ctx, request)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _read_back(client, run_id, exp_id, outcome.error, time.monotonic() - started)
+    result = _read_back(client, run_id, exp_id, outcome.error, time.monotonic() - started)
+    result.registered_model = registered if outcome.status == "FINISHED" else None
+    return result
+
+
+def _register(ctx, request: RunRequest) -> str:
+    """Register the run's model (``--register NAME [--alias A]``); its ``models:/`` URI."""
+    from dlbench.models import pick_registered, register
+
+    model = pick_registered(ctx.logged_models, ctx.experiment.name)
+    version = register(ctx.client, model, request.register, request.alias)
+    uri = f"models:/{request.register}/{version.version}"
+    ctx.log(f"registered {model.uri} as {uri}"
+            + (f" (models:/{request.register}@{request.alias})" if request.alias else ""))
+    return uri
 
 
 def check_data_path(path) -> None:
@@ -148,14 +174,17 @@ def check_data_path(path) -> None:
 
 
 def _read_back(client, run_id, exp_id, error, duration) -> RunResult:
-    """The summary comes from the store itself: what is printed is what was recorded."""
+    """The summary comes from the store itself: what is printed is what was recorded (the
+    experiment's metrics: system metrics stay in the run's System metrics tab)."""
+    from dlbench.system_metrics import is_system_metric
+
     run = client.get_run(run_id)
     return RunResult(
         run_id=run_id,
         experiment_id=exp_id,
         status=run.info.status,
         params=dict(run.data.params),
-        metrics=dict(run.data.metrics),
+        metrics={k: v for k, v in run.data.metrics.items() if not is_system_metric(k)},
         artifact_uri=run.info.artifact_uri,
         error=error,
         duration_s=round(duration, 3),
@@ -192,7 +221,9 @@ def _git_commit(folder: Path) -> str | None:
 
 
 def _framework_versions() -> dict[str, str]:
+    from dlbench.frameworks import import_tensorflow
+
+    tf = import_tensorflow()  # first here, and quietly: see dlbench.frameworks
     import keras
-    import tensorflow as tf
 
     return {"dlbench.tensorflow_version": tf.__version__, "dlbench.keras_version": keras.__version__}

@@ -218,8 +218,14 @@ def search_all_runs(client, filter_string: str, order_by: list[str] | None = Non
     return runs
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+"""Makes the MLflow UI open an experiment in its model-training view (runs, charts), not the
+GenAI one (traces) it picks for an experiment without a kind."""
+
+
 def experiment_id(client, name: str, store: Store) -> str:
-    """The id of the MLflow experiment called ``name``, created on first use."""
+    """The id of the MLflow experiment called ``name``, created on first use (as a
+    model-training experiment: :data:`EXPERIMENT_KIND`, also given to one that has no kind)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
@@ -227,10 +233,13 @@ def experiment_id(client, name: str, store: Store) -> str:
                 f"MLflow experiment {name!r} is deleted; restore it in the UI or pass"
                 " --experiment-name with another name"
             )
+        for key, value in EXPERIMENT_KIND.items():
+            if key not in found.tags:
+                client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     location = (store.artifact_root / name).as_uri() if store.artifact_root else None
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     except Exception:
         # Another process created it between our lookup and our create.
         found = client.get_experiment_by_name(name)

@@ -26,6 +26,8 @@ class Tracker:
         self.run_id = run_id
         self.scratch = scratch
         self._metric_callbacks: list = []  # what keras_callback() handed out; flushed together
+        self.logged_models: list = []  # dlbench.models.LoggedModel, this run's and its children's
+        self.plugin = None  # the experiment's PluginInfo: its distribution is pinned in models
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -107,18 +109,69 @@ class Tracker:
         else:
             self.log_dict([dict(row) for row in rows], artifact_file)
 
-    def log_model(self, model, name: str) -> Path:
-        """Save a Keras model as ``<name>/<name>.keras`` (:func:`model_file`) in the run;
-        returns the local folder.
+    def log_model(self, model, name: str, *, input_example=None, primary: bool = False) -> Path:
+        """Log a Keras model as an MLflow Model named ``name`` (Keras flavour: ``MLmodel``,
+        signature, input example, pinned requirements; loads as ``runs:/<run_id>/<name>``),
+        and keep ``<name>/<name>.keras`` (:func:`model_file`) in the run as before; returns
+        the local folder of that file.
 
-        Extra files a plugin writes into the returned folder before the run ends are not
-        uploaded; log them with :meth:`log_artifact` under the same ``name``.
+        ``input_example``: a few real inputs (default: one batch of zeros of the model's input
+        shape). ``primary``: this is the model ``dlbench run --register`` registers.
         """
+        from dlbench.models import log_keras_model
+
         folder = self.scratch / "models" / name
         folder.mkdir(parents=True, exist_ok=True)
         model.save(folder / model_file(name))
         self.client.log_artifacts(self.run_id, str(folder), name)
+        if input_example is None:
+            input_example = _zeros_like_input(model)
+        self.logged_models.append(log_keras_model(
+            self, model, name, input_example=input_example, plugin=self.plugin, primary=primary))
         return folder
+
+    def log_pyfunc_model(self, folder: str | Path, name: str, *, loader_module: str,
+                         input_example, output_example, params: Mapping[str, Any] | None = None,
+                         metadata: Mapping[str, Any] | None = None, primary: bool = False):
+        """Log the files in ``folder`` as an MLflow pyfunc model named ``name``, served by
+        ``loader_module`` (a module of the plugin with ``_load_pyfunc(path)``, which gets the
+        model's folder, the files at its top). The signature comes from ``input_example``,
+        ``output_example`` (what the model returns for it) and ``params`` (inference params
+        with their defaults). Returns the :class:`dlbench.models.LoggedModel`."""
+        from dlbench.models import log_pyfunc_model
+
+        logged = log_pyfunc_model(
+            self, Path(folder), name, loader_module=loader_module, input_example=input_example,
+            output_example=output_example, params=params, metadata=metadata, plugin=self.plugin,
+            primary=primary)
+        self.logged_models.append(logged)
+        return logged
+
+    def log_dataset(self, name: str, *, digest: str, source: str, context: str = "training",
+                    features: Mapping[str, tuple] | None = None,
+                    targets: Mapping[str, tuple] | None = None,
+                    profile: Mapping[str, Any] | None = None) -> None:
+        """Record a dataset as an input of the run, in MLflow's Datasets (``context``:
+        ``training``, ``evaluation``, ...). ``ctx.data`` records what it loads; log the other
+        parts (e.g. the evaluation clips) with this.
+
+        ``features`` and ``targets`` map a column name to ``(dtype, shape)`` (``-1``: any
+        size), shown as the dataset's schema; ``profile`` is a JSON-able summary (counts,
+        durations). MLflow keeps 36 characters of a digest: the full one goes into tag
+        ``dlbench.dataset.<name>.digest`` (``dlbench.dataset.<name>.<context>.digest`` for a
+        context other than training).
+        """
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        schema = _tensor_schema(features, targets) if features else None
+        entity = Dataset(name=name, digest=digest[:36], source_type="dlbench", source=source,
+                         schema=schema, profile=json.dumps(profile, default=str) if profile else None)
+        tag = InputTag(key="mlflow.data.context", value=context)
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags=[tag])])
+        where = f"dlbench.dataset.{name}" + ("" if context == "training" else f".{context}")
+        self.set_tags({f"{where}.digest": digest, f"{where}.source": source})
 
     def flush_metrics(self) -> None:
         """Write what Keras callbacks still buffer: before a checkpoint, and when a run ends
@@ -145,6 +198,29 @@ class Tracker:
         path = self.scratch / "artifacts" / self.run_id / artifact_file
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def _tensor_schema(features, targets) -> str:
+    """MLflow's JSON form of a tensor dataset schema (what the UI's dataset view shows)."""
+    import json
+
+    import numpy as np
+    from mlflow.types import Schema, TensorSpec
+
+    def schema(columns):
+        return Schema([TensorSpec(np.dtype(dtype), tuple(shape), name)
+                       for name, (dtype, shape) in columns.items()]).to_json()
+
+    return json.dumps({"mlflow_tensorspec": {
+        "features": schema(features), "targets": schema(targets) if targets else None}})
+
+
+def _zeros_like_input(model):
+    """One input of zeros shaped like ``model``'s input (the batch dimension set to 1)."""
+    import numpy as np
+
+    shape = tuple(1 if size is None else size for size in model.input_shape)
+    return np.zeros(shape, dtype=getattr(model.inputs[0], "dtype", None) or "float32")
 
 
 def _parent(artifact_file: str) -> str | None:

@@ -26,7 +26,12 @@ def client(uri: str):
     """An MlflowClient on ``uri``, for reading runs back as a user of MLflow would."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def results(metrics: dict) -> dict:
+    """A run's metrics but the system metrics MLflow's monitor samples into every run."""
+    return {k: v for k, v in metrics.items() if not k.startswith("system/")}
 
 
 def free_port() -> int:
@@ -89,6 +94,30 @@ class MlflowServer:
             else:
                 files.append(item["path"])
         return files
+
+
+def check_classifiers(client, children: dict, primary: str) -> None:
+    """Each child logged its classifier as a Keras-flavour MLflow model: pyfunc on uint8
+    images and Keras on the same images as floats give the same class probabilities; the
+    experiment's answer is marked as the one `--register` registers."""
+    import mlflow.keras
+    import mlflow.pyfunc
+    import numpy as np
+
+    from dlbench.models import using_store
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    for name, child in children.items():
+        (output,) = child.outputs.model_outputs
+        logged = client.get_logged_model(output.model_id)
+        assert logged.name == "model" and logged.tags["dlbench.primary"] == str(name == primary).lower()
+    with using_store(client.tracking_uri):
+        uri = f"runs:/{children[primary].info.run_id}/model"
+        probabilities = mlflow.pyfunc.load_model(uri).predict(images)
+        as_floats = mlflow.keras.load_model(uri).predict(images.astype("float32"), verbose=0)
+    assert probabilities.shape == (5, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(as_floats, probabilities, atol=1e-6)
 
 
 # -- bad input as a table -----------------------------------------------------------------------

@@ -71,12 +71,13 @@ def split_validation(y, fraction: float, seed: int):
 
 
 def train_one(ctx, data, train, validation, *, views: int):
-    """Train a fresh CNN on ``views`` x the training images; return (history, test accuracy)."""
+    """Train a fresh CNN on ``views`` x the training images and log it as the run's model;
+    return (history, test accuracy)."""
     import time
 
     import keras
 
-    from dlbench_plugins.cifar.cnn import small_cnn
+    from dlbench_plugins.cifar.cnn import classifier, small_cnn
 
     p = ctx.params
     keras.utils.set_random_seed(ctx.seed)  # both children start from the same weights
@@ -98,6 +99,8 @@ def train_one(ctx, data, train, validation, *, views: int):
     ctx.log_metric("seconds_per_epoch", (time.perf_counter() - started) / p["epochs"])
     _, test_accuracy = model.evaluate(image_batches(data.x_test, data.y_test, 512), verbose=0)
     ctx.log_metric("test_accuracy", test_accuracy)
+    # The augmented model is the experiment's answer: the one `--register` registers.
+    ctx.log_model(classifier(model), "model", input_example=data.x_test[:4], primary=views > 1)
     return history.history, test_accuracy
 
 
@@ -142,6 +145,7 @@ def run(ctx):
     train, validation = split_validation(data.y_train, p["validation_fraction"], ctx.seed)
     ctx.log(f"{len(train)} training images ({4 * len(train)} augmented), {len(validation)} validation, {len(data.y_test)} test")
     ctx.log_params({"train_images": len(train), "validation_images": len(validation), "test_images": len(data.y_test)})
+    data.log_test_set(ctx)
 
     curves, tests = {}, {}
     for name, views in (("baseline", 1), ("augmented", len(VIEWS))):

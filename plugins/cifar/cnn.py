@@ -47,3 +47,16 @@ def copy_layers(source, target, names) -> None:
     """Copy the weights of the layers called ``names`` from ``source`` into ``target``."""
     for name in names:
         target.get_layer(name).set_weights(source.get_layer(name).get_weights())
+
+
+def classifier(net, name: str = "cifar10_classifier"):
+    """``net`` (images in [-1, 1]) behind its input scaling: pixels 0..255 (uint8, or float
+    holding the same values) -> class probabilities. What a run logs as its model, so that
+    whoever loads it feeds images as CIFAR-10 stores them."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [keras.Input((32, 32, 3)), layers.Rescaling(1 / 127.5, offset=-1.0, name="pixels"), net],
+        name=name,
+    )

@@ -62,6 +62,24 @@ class Cifar10:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.x_train, self.y_train, self.x_test, self.y_test))
 
+    def input_schema(self) -> dict:
+        """Columns, for the run's dataset record: a uint8 image in, its class index out."""
+        return {"features": {"image": ("uint8", (-1, 32, 32, 3))},
+                "targets": {"label": ("int64", (-1,))}}
+
+    def describe(self) -> dict:
+        """Counts, for the run's dataset record (its profile)."""
+        return {"train_images": len(self.y_train), "test_images": len(self.y_test),
+                "classes": list(self.label_names)}
+
+    def log_test_set(self, ctx) -> None:
+        """Record the test images as the run's evaluation data."""
+        from dlbench.cache import array_digest
+
+        ctx.log_dataset("cifar10", digest=array_digest((self.x_test, self.y_test)),
+                        source=self.source, context="evaluation", **self.input_schema(),
+                        profile={"test_images": len(self.y_test)})
+
 
 def safe_load(path: Path):
     """Unpickle ``path`` without running code (python-2 era pickles: bytes keys)."""

@@ -156,6 +156,8 @@ def run(ctx):
     import keras
     import numpy as np
 
+    from dlbench_plugins.cifar.cnn import classifier
+
     data = ctx.data("cifar10")
     p = ctx.params
     if not 10 <= p["labeled"] < len(data.y_train):
@@ -166,6 +168,7 @@ def run(ctx):
     unlabeled = np.setdiff1d(np.arange(len(data.y_train)), labeled)
     ctx.log(f"{len(labeled)} labelled images, {len(unlabeled)} unlabelled for the pretext")
     ctx.log_params({"pretext_images": 3 * len(unlabeled)})
+    data.log_test_set(ctx)
 
     with ctx.child("pretext") as child:
         keras.utils.set_random_seed(ctx.seed)
@@ -197,6 +200,9 @@ def run(ctx):
                       callbacks=[child.keras_callback(), evaluate_every(p["eval_every"], test, report)])
             child.log_metric("seconds_per_epoch", (time.perf_counter() - started) / p["epochs"])
             child.log_metric("test_accuracy", points[-1][1])
+            # The transfer model is the experiment's answer: the one `--register` registers.
+            child.log_model(classifier(getattr(model, "net", model)), "model",
+                            input_example=data.x_test[:4], primary=name == "transfer")
         ctx.log(f"{name}: test accuracy {points[-1][1]:.3f} after {p['epochs']} epochs")
 
     ctx.log_metric("transfer_gain", curves["transfer"][-1][1] - curves["baseline"][-1][1])

@@ -40,6 +40,16 @@ class SpeechData:
         """Total duration of ``train``, ``evaluation`` or ``listen`` in seconds."""
         return sum(len(c.noisy) for c in getattr(self, part)) / self.sample_rate
 
+    def input_schema(self) -> dict:
+        """Columns of a clip, for the run's dataset record: noisy speech in, clean speech out."""
+        return {"features": {"noisy": ("float32", (-1,))}, "targets": {"clean": ("float32", (-1,))}}
+
+    def evaluation_digest(self) -> str:
+        """Content digest of the scored clips (noisy and clean), as they are handed out."""
+        from dlbench.cache import array_digest
+
+        return array_digest(signal for clip in self.evaluation for signal in (clip.noisy, clip.clean))
+
     def describe(self) -> dict:
         """A JSON-ready summary to log with the run."""
         return {

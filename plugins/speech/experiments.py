@@ -14,7 +14,7 @@ Both read like the Keras example they came from:
 4. evaluate: the denoised audio against the clean reference, beside the noisy input and the
    oracle (``evaluation.py``, through the same :class:`Denoiser` as ``dlbench denoise``);
 5. keep: every clip's audio, spectrograms, the loss curve, and the denoiser (network and
-   spectral settings) as the ``model/`` artifact.
+   spectral settings) as the run's MLflow pyfunc model ``model`` (``served.py``).
 
 Why a mask: SNR sums squared errors over bins, so it is decided by the loud ones, and a loss
 on compressed magnitudes weighs a quiet bin as much as a loud one.
@@ -28,6 +28,7 @@ from dlbench_plugins.speech.features import TARGETS, load_features
 from dlbench_plugins.speech.inference import MODEL_ARTIFACT, Denoiser
 from dlbench_plugins.speech.models import build_conv1d, build_dense
 from dlbench_plugins.speech.plots import plot_loss, plot_spectrograms
+from dlbench_plugins.speech.served import log_denoiser
 from dlbench_plugins.speech.spectral import COMPRESSIONS, OUTPUTS
 from dlbench_plugins.speech.training import train
 
@@ -40,6 +41,10 @@ def run_experiment(ctx, build):
         f" {settings.output} output, {data.layout} data"
     )
     ctx.log_dict(data.describe(), "data.json")
+    ctx.log_dataset("speech", digest=data.evaluation_digest(), source=data.source,
+                    context="evaluation", **data.input_schema(),
+                    profile={"clips": len(data.evaluation),
+                             "seconds": round(data.seconds("evaluation"), 2)})
 
     network, history = train(ctx, build, fit, validation)
     denoiser = Denoiser(network, settings)
@@ -59,7 +64,7 @@ def run_experiment(ctx, build):
     ctx.log_figure(figure, "spectrograms.png")
     ctx.log_figure(plot_loss(history, settings.output), "loss.png")
 
-    ctx.log_artifact(denoiser.save(ctx.scratch / MODEL_ARTIFACT), MODEL_ARTIFACT)
+    log_denoiser(ctx, denoiser, data.evaluation[0].noisy, name=MODEL_ARTIFACT)
     ctx.set_tags({"dlbench.denoiser": "true"})
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dlbench.testing import check_experiment
+from support import check_classifiers
 from dlbench_plugins.cifar.cifar_aug import VIEWS, augment, image_batches, split_validation
 
 
@@ -96,3 +97,4 @@ def test_quick_run_logs_nested_children_and_figures(cifar_dir, tmp_path):
         assert child.data.metrics["test_accuracy"] == metrics[f"{name}_test_accuracy"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"val_accuracy.png", "augmentations.png"} <= artifacts
+    check_classifiers(client, by_name, primary="augmented")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support import client
+from support import client, results
 from dlbench.testing import run_cli
 
 
@@ -25,7 +25,7 @@ def test_run_json_contract_and_store(toy_env, store_uri):
                                  "verbose": "false", "seed": "3", "quick": "false"}
     run = client(store_uri).get_run(summary["run_id"])
     assert run.info.run_name == "first" and run.info.status == "FINISHED"
-    assert run.data.metrics == summary["metrics"] and run.data.metrics["slope_error"] < 0.05
+    assert results(run.data.metrics) == summary["metrics"] and run.data.metrics["slope_error"] < 0.05
     history = client(store_uri).get_metric_history(summary["run_id"], "loss")
     assert [m.step for m in history] == list(range(1, 21))
     assert run.data.tags["dlbench.plugin"] == "toy_plugin_dist"

@@ -13,7 +13,7 @@ import pytest
 from dlbench.errors import DataError
 from dlbench.lifecycle import TRACEBACK_FILE, ending
 from dlbench.testing import fake_distribution
-from support import client
+from support import client, results
 
 
 def read(ctx):
@@ -70,7 +70,7 @@ def test_fail_without_an_exception_and_before_end_runs_every_time(run_ctx):
     killed = run_ctx({})
     with ending(killed, before_end=lambda outcome: killed.log_metric("summary", 1.0)):
         raise KeyboardInterrupt
-    assert read(killed).info.status == "KILLED" and read(killed).data.metrics == {"summary": 1.0}
+    assert read(killed).info.status == "KILLED" and results(read(killed).data.metrics) == {"summary": 1.0}
 
 
 def test_system_exit_is_recorded_and_never_swallowed(run_ctx):
@@ -127,6 +127,6 @@ def test_a_stopped_child_run_ends_killed_like_its_parent(tmp_path, store_uri, si
                                   f"tags.mlflow.parentRunId = '{parent_id}'")
     for run in (parent, child):
         assert run.info.status == "KILLED" and run.data.tags["dlbench.error"] == reason
-    assert child.data.metrics == {"started": 1.0}
+    assert results(child.data.metrics) == {"started": 1.0}
     assert child.data.tags["dlbench.pid"] == parent.data.tags["dlbench.pid"] == str(proc.pid)
     assert child.data.tags["mlflow.user"] == parent.data.tags["mlflow.user"]

@@ -81,7 +81,10 @@ def test_rest_api_shows_run_metrics_and_artifacts(mlflow_server, logged_run):
     assert run["info"]["status"] == "FINISHED"
     assert run["info"]["artifact_uri"].startswith("mlflow-artifacts:")  # proxied by the server
     latest = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-    assert latest == pytest.approx(logged_run["metrics"])
+    system = {k for k in latest if k.startswith("system/")}
+    assert "system/cpu_utilization_percentage" in system  # the System metrics tab's
+    assert {k: v for k, v in latest.items() if k not in system} == pytest.approx(
+        logged_run["metrics"])
 
     history = mlflow_server.api("metrics/get-history", run_id=logged_run["run_id"],
                                 metric_key="loss")["metrics"]
@@ -186,3 +189,64 @@ def test_dlbench_ui_serves_default_store_with_artifacts(tmp_path, toy_env):
     finally:
         server.stop()
     assert "MLflow UI on http://127.0.0.1:%d" % port in (tmp_path / "ui.log").read_text()
+
+
+def test_training_view_logged_model_and_wav_player(chromium, mlflow_server, logged_run, tmp_path):
+    """The experiment as the page receives it is a model-training one; in MLflow 3.17 the
+    UI's own GenAI / Model training switch picks the view (``workflowType``), and in the
+    training view the experiment opens on its runs table. The run's logged model has its
+    page; a .wav artifact opens in an audio player."""
+    exp = logged_run["experiment_id"]
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        replies = []
+        page.on("response", lambda r: replies.append(r) if "api" in r.url or "graphql" in r.url else None)
+        page.goto(f"{mlflow_server.url}/#/experiments/{exp}?workflowType=machine_learning",
+                  wait_until="domcontentloaded", timeout=120_000)
+        page.get_by_text(logged_run["run_name"]).first.wait_for(timeout=120_000)
+        assert f"/experiments/{exp}/runs" in page.url
+        # What the page was told about the experiment: its kind among its tags.
+        kinds = {text.count('"custom_model_development"') for text in _bodies(replies)
+                 if '"mlflow.experimentKind"' in text}
+        assert kinds and 0 not in kinds, [r.url for r in replies]
+        _shot(page, tmp_path / "mlflow-training-view.png")
+
+        outputs = mlflow_server.api("runs/get", run_id=logged_run["run_id"])["run"].get("outputs", {})
+        models = outputs.get("model_outputs", [])
+        if logged_run["experiment"] == "denoise_dense":  # the tone plugin logs no model
+            (model,) = models
+            page.goto(f"{mlflow_server.url}/#/experiments/{exp}/models/{model['model_id']}",
+                      wait_until="domcontentloaded", timeout=120_000)
+            page.get_by_text(logged_run["run_name"]).first.wait_for(timeout=120_000)
+            page.get_by_text("snr_db", exact=True).first.wait_for(timeout=60_000)
+            _shot(page, tmp_path / "mlflow-logged-model.png")
+
+        wav = next(f for f in mlflow_server.artifact_files(logged_run["run_id"]) if f.endswith(".wav"))
+        page.goto(f"{mlflow_server.url}/#/experiments/{exp}/runs/{logged_run['run_id']}/artifacts",
+                  wait_until="domcontentloaded", timeout=120_000)
+        for part in wav.split("/"):  # open the folders down to the file
+            entry = page.get_by_text(part, exact=True).first
+            entry.wait_for(timeout=120_000)
+            entry.click()
+        player = page.locator("audio").first
+        player.wait_for(state="attached", timeout=60_000)
+        assert player.get_attribute("src")
+        _shot(page, tmp_path / "mlflow-wav-player.png")
+    finally:
+        page.close()
+
+
+def _shot(page, path: Path) -> None:
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _keep(path)
+
+
+def _bodies(replies) -> list[str]:
+    texts = []
+    for reply in replies:
+        try:
+            texts.append(reply.text())
+        except Exception:  # redirects and bodies the browser did not keep
+            pass
+    return texts

@@ -6,12 +6,16 @@ Metrics and artifacts are read back through MLflow, as a user of the UI would se
 
 import json
 import math
+import os
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
+from dlbench.models import using_store
 from dlbench.testing import run_cli
 from support import COURSE, client
 
@@ -26,15 +30,28 @@ def store(tmp_path_factory):
     return f"sqlite:///{tmp_path_factory.mktemp('denoise-store') / 'mlflow.db'}"
 
 
+REGISTERED = "course-denoiser"
+
+
 @pytest.fixture(scope="module")
 def quick_run(store, tmp_path_factory):
-    """One `dlbench run denoise_dense --quick` shared by the tests below (it takes seconds)."""
+    """One `dlbench run denoise_dense --quick` shared by the tests below (it takes seconds),
+    its model registered as REGISTERED@champion; the summary plus the run's stderr."""
     out = run_cli(["run", "denoise_dense", "--quick", "--json", "--tracking-uri", store,
-                   "--data", str(COURSE)], cwd=tmp_path_factory.mktemp("cwd"))
+                   "--data", str(COURSE), "--register", REGISTERED, "--alias", "champion"],
+                  cwd=tmp_path_factory.mktemp("cwd"), env={"TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout)
+    summary = json.loads(out.stdout)  # stdout is the JSON document and nothing else
     assert summary["status"] == "FINISHED"
-    return summary
+    return {**summary, "stderr": out.stderr}
+
+
+def test_progress_lines_on_stderr_without_tensorflow_noise(quick_run):
+    lines = quick_run["stderr"].splitlines()
+    epochs = [line for line in lines if line.startswith("[denoise_dense] epoch ")]
+    assert len(epochs) == 1, quick_run["stderr"]
+    assert re.fullmatch(r"\[denoise_dense\] epoch 1/1  loss \S+  val_loss \S+  \d+ s", epochs[0])
+    assert not [line for line in lines if "absl::InitializeLog" in line or line.startswith("I0000")]
 
 
 def test_quick_run_logs_every_score(quick_run, store):
@@ -81,18 +98,156 @@ def test_quick_run_artifacts(quick_run, store, tmp_path):
     def files(path=None):
         return {f.path for f in mlflow.list_artifacts(run_id, path)}
 
-    assert {"spectrograms.png", "loss.png", "per_file.csv", "model"} <= files()
-    assert files("model") == {"model/model.keras", "model/spectral_settings.json"}
+    assert {"spectrograms.png", "loss.png", "per_file.csv"} <= files()
+    # The model/ folder of old, now the run's MLflow model (listed through the run too).
+    with using_store(store):
+        assert files("model") == {f"model/{name}" for name in (
+            "model.keras", "spectral_settings.json", "MLmodel", "requirements.txt",
+            "input_example.json", "serving_input_example.json", "conda.yaml", "python_env.yaml")}
     assert files("audio/train_male_heldout") == {
         f"audio/train_male_heldout/{k}.wav" for k in ("noisy", "denoised", "clean")}
     # test_x_NN have no clean reference: only noisy and denoised, for listening.
     for name in ("test_x_01", "test_x_02"):
         assert files(f"audio/{name}") == {f"audio/{name}/{k}.wav" for k in ("noisy", "denoised")}
-    local = mlflow.download_artifacts(run_id, "model/spectral_settings.json", str(tmp_path))
+    with using_store(store):
+        local = mlflow.download_artifacts(run_id, "model/spectral_settings.json", str(tmp_path))
     settings = json.loads(open(local).read())
     assert settings["n_fft"] == 1024 and settings["hop_length"] == 512 and settings["scale"] > 0
     table = open(mlflow.download_artifacts(run_id, "per_file.csv", str(tmp_path))).read()
     assert table.startswith("file,") and "train_male_heldout," in table
+
+
+def test_logged_model_is_an_mlflow_model_on_the_evaluation_path(quick_run, store, tmp_path):
+    """mlflow.pyfunc loads the run's model; it denoises a waveform to one of the same length,
+    with the code that denoised the run's own evaluation clip (the logged .wav)."""
+    import mlflow.pyfunc
+
+    run = client(store).get_run(quick_run["run_id"])
+    (output,) = run.outputs.model_outputs  # the UI's Logged models / Models column
+    with using_store(store):
+        model = mlflow.pyfunc.load_model(f"runs:/{quick_run['run_id']}/model")
+        folder = client(store).download_artifacts(quick_run["run_id"], "audio/train_male_heldout",
+                                                  str(tmp_path))
+    assert model.metadata.model_id == output.model_id
+    assert model.metadata.metadata["sample_rate"] == 16000
+    spec = model.metadata.get_input_schema().inputs[0]
+    assert (spec.type, spec.shape) == (np.dtype("float32"), (-1,))
+    assert model.metadata.get_params_schema().to_dict()[0]["name"] == "sample_rate"
+    assert model.metadata.flavors["python_function"]["loader_module"] == (
+        "dlbench_plugins.speech.served")
+
+    noisy, rate = soundfile.read(f"{folder}/noisy.wav", dtype="float32")
+    logged, _ = soundfile.read(f"{folder}/denoised.wav", dtype="float32")
+    denoised = model.predict(noisy)
+    assert denoised.shape == noisy.shape and denoised.dtype == np.float32
+    # The evaluation's output, as the run saved it (16-bit): the same numbers.
+    assert np.max(np.abs(np.clip(denoised, -1, 1) - logged)) <= 1.5 / 32767
+
+
+def test_model_requirements_pin_dlbench_and_frameworks(quick_run, store, tmp_path):
+    import keras
+    import tensorflow as tf
+
+    import dlbench
+
+    with using_store(store):
+        local = client(store).download_artifacts(quick_run["run_id"], "model/requirements.txt",
+                                                 str(tmp_path))
+    pins = set(Path(local).read_text().split())
+    assert {f"dlbench=={dlbench.__version__}", f"tensorflow=={tf.__version__}",
+            f"keras=={keras.__version__}"} <= pins
+    assert any(pin.startswith("mlflow==") for pin in pins)
+
+
+def test_registered_alias_denoises_through_the_cli(quick_run, store, tmp_path, cli):
+    mlflow = client(store)
+    version = mlflow.get_model_version_by_alias(REGISTERED, "champion")
+    assert quick_run["registered_model"] == f"models:/{REGISTERED}/{version.version}"
+    assert version.run_id == quick_run["run_id"]
+    assert mlflow.get_run(quick_run["run_id"]).data.tags["dlbench.registered_model"] == (
+        f"{REGISTERED}/{version.version}")
+
+    source, target = tmp_path / "talk.wav", tmp_path / "clean.wav"
+    shutil.copy(COURSE / "test_x_01.wav", source)
+    out = cli(["denoise", "--model", f"models:/{REGISTERED}@champion", "--tracking-uri", store,
+               str(source), str(target)], env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr
+    noisy, _ = soundfile.read(source, dtype="float32")
+    denoised, _ = soundfile.read(target, dtype="float32")
+    with using_store(store):
+        served = mlflow_pyfunc_predict(f"models:/{REGISTERED}/{version.version}", noisy)
+    assert np.max(np.abs(np.clip(served, -1, 1) - denoised)) <= 1.5 / 32767
+
+    missing = cli(["denoise", "--model", f"models:/{REGISTERED}@nobody", "--tracking-uri", store,
+                   str(source), str(tmp_path / "x.wav")], env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert missing.exit_code == 1 and "nobody" in missing.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x.wav").exists()
+
+
+def mlflow_pyfunc_predict(uri, signal):
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(uri).predict(signal)
+
+
+def test_a_model_logged_before_mlflow_models_still_loads_through_run(quick_run, store, tmp_path,
+                                                                    cli):
+    """A run whose model/ holds only model.keras and spectral_settings.json, among the run's
+    own artifacts (as every run had before), denoises as it did."""
+    mlflow = client(store)
+    with using_store(store):
+        model = Path(mlflow.download_artifacts(quick_run["run_id"], "model", str(tmp_path)))
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("model.keras", "spectral_settings.json"):
+        shutil.copy(model / name, old / name)
+    run = mlflow.create_run(mlflow.get_run(quick_run["run_id"]).info.experiment_id)
+    mlflow.log_artifacts(run.info.run_id, str(old), "model")
+    mlflow.set_terminated(run.info.run_id)
+
+    source = tmp_path / "talk.wav"
+    shutil.copy(COURSE / "test_x_01.wav", source)
+    out = cli(["denoise", "--run", run.info.run_id, "--tracking-uri", store, str(source)],
+              env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr
+    denoised, _ = soundfile.read(tmp_path / "talk.denoised.wav", dtype="float32")
+    noisy, _ = soundfile.read(source, dtype="float32")
+    with using_store(store):
+        served = mlflow_pyfunc_predict(f"runs:/{quick_run['run_id']}/model", noisy)
+    assert np.max(np.abs(np.clip(served, -1, 1) - denoised)) <= 1.5 / 32767
+
+
+def test_datasets_recorded_for_training_and_evaluation(quick_run, store):
+    run = client(store).get_run(quick_run["run_id"])
+    by_context = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(by_context) == {"training", "evaluation"}
+    digest = run.data.tags["dlbench.dataset.speech.digest"]
+    assert len(digest) == 64 and by_context["training"].digest == digest[:36]
+    schema = json.loads(by_context["evaluation"].schema)["mlflow_tensorspec"]
+    assert [c["name"] for c in json.loads(schema["features"])] == ["noisy"]
+    assert [c["name"] for c in json.loads(schema["targets"])] == ["clean"]
+    assert json.loads(by_context["training"].profile)["layout"] == "course"
+    assert run.data.tags["dlbench.dataset.speech.evaluation.digest"][:36] == (
+        by_context["evaluation"].digest)
+    note = run.data.tags["mlflow.note.content"]
+    assert "`audio/train_male_heldout/`" in note and "`spectrograms.png`" in note
+    assert f"runs:/{quick_run['run_id']}/model" in note
+
+
+def test_quick_rerun_reproduces_exactly(quick_run, store, cli):
+    """`dlbench rerun`: the same params, seed, quick flag and data give every metric again,
+    bit for bit, on CPU with op determinism."""
+    out = cli(["rerun", quick_run["run_id"], "--tracking-uri", store, "--json"],
+              env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["reproduced"] and report["warnings"] == []
+    compared = {r["metric"]: r for r in report["metrics"] if r["compared"]}
+    assert set(SCORES) | {"loss", "val_loss"} <= set(compared)
+    assert all(r["difference"] == 0.0 for r in compared.values())
+    rerun = client(store).get_run(report["run_id"])
+    assert rerun.data.tags["dlbench.rerun_of"] == quick_run["run_id"]
+    assert rerun.data.tags["dlbench.data_path"] == str(COURSE.resolve())
 
 
 def denoise_a_course_recording(run_id, store, folder):
@@ -126,7 +281,8 @@ def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tm
     assert params["target"] == "phase_sensitive"
     assert params["max_gain"] == "1.0" and params["pool_size"] == "4" and params["ema_momentum"] == "0.995"
 
-    local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
+    with using_store(store):  # model/ is the run's logged model: MLflow looks it up globally
+        local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
     network = keras.saving.load_model(local)
     assert network.layers[-1].name == "gain" and float(network.layers[-1].max_value) == 1.0
     loud = 5 * np.random.default_rng(0).random((8, 513, 1), dtype="float32")
@@ -199,3 +355,40 @@ def test_short_real_training_beats_the_noisy_input(store, tmp_path):
     assert metrics["si_sdr_db"] > metrics["si_sdr_in_db"]
 
 
+
+
+@pytest.mark.slow  # ~35 s to start (TensorFlow, uvicorn) and ~10 s for the first request on 2 busy cores
+def test_mlflow_models_serve_denoises_a_request(quick_run, store, tmp_path):
+    """A real `mlflow models serve -m runs:/ID/model --env-manager local` on loopback answers
+    /invocations with the denoised waveform, as the pyfunc in this process computes it."""
+    import sys
+    import urllib.request
+
+    from support import MlflowServer, free_port
+
+    # MLflow starts `uvicorn` by name: the one of this interpreter's environment.
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "uvicorn").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m uvicorn "$@"\n')
+    (shim / "uvicorn").chmod(0o755)
+    port = free_port()
+    uri = f"runs:/{quick_run['run_id']}/model"
+    server = MlflowServer([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri,
+                           "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                          port=port, cwd=tmp_path, log=tmp_path / "serve.log",
+                          env={"MLFLOW_TRACKING_URI": store, "TF_CPP_MIN_LOG_LEVEL": "3",
+                               "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        server.wait_healthy()
+        noisy, _ = soundfile.read(COURSE / "test_x_01.wav", dtype="float32", frames=16000)
+        request = urllib.request.Request(
+            f"{server.url}/invocations", data=json.dumps({"inputs": noisy.tolist()}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=300) as reply:
+            served = np.asarray(json.loads(reply.read())["predictions"], dtype="float32")
+    finally:
+        server.stop()
+    with using_store(store):
+        expected = mlflow_pyfunc_predict(uri, noisy)
+    assert served.shape == noisy.shape
+    np.testing.assert_allclose(served, expected, atol=1e-6)
