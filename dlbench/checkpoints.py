@@ -103,16 +103,9 @@ def load_resume(client, run_id: str, experiment_name: str, scratch: Path) -> Res
 
 def reopen(client, resume: Resume, tags: Mapping[str, str]) -> None:
     """Mark the run RUNNING again, owned by this process; the old failure note goes."""
-    from mlflow.entities import RunTag
+    from dlbench.lifecycle import reopen_run
 
-    client.update_run(resume.run_id, status="RUNNING")
-    client.log_batch(resume.run_id, tags=[RunTag(k, str(v)) for k, v in {
-        **tags, "dlbench.resumed_from_epoch": resume.epoch}.items()], synchronous=True)
-    for key in ("dlbench.error", "mlflow.note.content"):
-        try:
-            client.delete_tag(resume.run_id, key)
-        except Exception:
-            pass  # the tag was not there
+    reopen_run(client, resume.run_id, {**tags, "dlbench.resumed_from_epoch": resume.epoch})
 
 
 def restore_model(path: Path | None) -> Any:

@@ -7,7 +7,9 @@ records how it ended, the same way for every kind of run:
 - FINISHED when the block completes;
 - FAILED when it raises (reason in tag ``dlbench.error``, traceback in artifact
   ``error/traceback.txt``), or when the block calls ``outcome.fail(reason)``;
-- KILLED on Ctrl-C or SIGTERM (turned into :class:`Terminated` while the block runs).
+- KILLED on Ctrl-C or SIGTERM (turned into :class:`Terminated` while the block runs);
+- KILLED when a sweep's pruner stops it (:class:`dlbench.errors.Pruned`), tagged
+  ``dlbench.pruned=true`` and ``dlbench.pruned_at_step``, without an error.
 
 A run is never left RUNNING by an exception; only SIGKILL or a power cut can do that, and
 :mod:`dlbench.orphans` closes those afterwards.
@@ -21,17 +23,19 @@ import platform
 import signal
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
 import dlbench
-from dlbench.errors import DlbenchError
+from dlbench.errors import DlbenchError, Pruned
 from dlbench.orphans import process_tags
 
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "dlbench.error"
 NOTE_TAG = "mlflow.note.content"
 TRACEBACK_FILE = "error/traceback.txt"
+PRUNED_TAG = "dlbench.pruned"
+PRUNED_STEP_TAG = "dlbench.pruned_at_step"
 
 
 class Terminated(BaseException):
@@ -95,12 +99,18 @@ class Outcome:
     status: str = "RUNNING"
     error: str | None = None
     trace: str | None = None
+    tags: dict = field(default_factory=dict)  # recorded with the end
 
     def fail(self, error: str) -> None:
         """End the run FAILED with ``error`` although nothing raised (a sweep's failed trials)."""
         self.status, self.error = "FAILED", error
 
     def caught(self, exc: BaseException) -> None:
+        if isinstance(exc, Pruned):
+            self.status = "KILLED"
+            self.tags = {PRUNED_TAG: "true", PRUNED_STEP_TAG: exc.step,
+                         NOTE_TAG: f"KILLED: {exc} by the sweep's pruner"}
+            return
         self.trace = traceback.format_exc()
         if isinstance(exc, STOPS):
             self.status, self.error = "KILLED", stop_reason(exc)
@@ -142,6 +152,9 @@ def _record_end(tracker, outcome: Outcome, before_end) -> None:
     if before_end is not None:
         with contextlib.suppress(Exception):
             before_end(outcome)
+    if outcome.tags:
+        with contextlib.suppress(Exception):
+            tracker.set_tags(outcome.tags)
     if outcome.error is not None:
         with contextlib.suppress(Exception):
             tracker.set_tags({ERROR_TAG: outcome.error,
@@ -149,3 +162,15 @@ def _record_end(tracker, outcome: Outcome, before_end) -> None:
             if outcome.trace:
                 tracker.log_text(outcome.trace, TRACEBACK_FILE)
     tracker.client.set_terminated(tracker.run_id, outcome.status)
+
+
+def reopen_run(client, run_id: str, tags: Mapping[str, str]) -> None:
+    """Mark an ended run RUNNING again, owned by this process (``tags``: at least
+    :func:`context_tags`); its old failure note goes. How ``--resume`` continues a run."""
+    from mlflow.entities import RunTag
+
+    client.update_run(run_id, status="RUNNING")
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
+    for key in (ERROR_TAG, NOTE_TAG):
+        with contextlib.suppress(Exception):  # the tag was not there
+            client.delete_tag(run_id, key)

@@ -69,8 +69,9 @@ def test_grid_helpers():
     assert [t["index"] for t in rank(trials, "m", "max")] == [0, 2, 3, 1]
 
 
-def check_sweep(uri, summary, workers):
-    """A 4-trial toy_fit grid: ranked by loss, nested under one parent, one process each."""
+def check_sweep(uri, summary, workers, fresh_processes=False):
+    """A 4-trial toy_fit grid: ranked by loss, nested under one parent, in worker processes
+    (warm local workers run several trials each; Ray starts a process per trial)."""
     trials = summary["trials"]
     assert summary["status"] == "FINISHED" and summary["metric"] == "loss" and len(trials) == 4
     losses = [t["metrics"]["loss"] for t in trials]
@@ -94,7 +95,8 @@ def check_sweep(uri, summary, workers):
         pids.add(run.data.tags["dlbench.pid"])
         intra, inter = thread_budget(workers)
         assert run.data.tags["dlbench.threads.intra_op"] == str(intra)
-    assert len(pids) == 4 and parent.data.tags["dlbench.pid"] not in pids  # a process per trial
+    assert parent.data.tags["dlbench.pid"] not in pids  # trials run in workers
+    assert len(pids) == 4 if fresh_processes else 1 <= len(pids) <= workers
     table = store.download_artifacts(summary["run_id"], "sweep/trials.csv")
     assert open(table).read().splitlines()[1].startswith(f"1,{trials[0]['run_id']},FINISHED")
 
@@ -135,7 +137,7 @@ def test_ray_sweep_four_trials(toy_env, store_uri):
                   timeout=900)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    check_sweep(store_uri, summary, workers=2)
+    check_sweep(store_uri, summary, workers=2, fresh_processes=True)
     parent = client(store_uri).get_run(summary["run_id"])
     assert parent.data.tags["dlbench.sweep.backend"] == "ray"
 
