@@ -98,15 +98,16 @@ def _example(kind: str) -> str:
             "int": "int(16,256,log)"}[kind]
 
 
-def check_axis(axis: Axis, param) -> Axis:
+def check_axis(axis: Axis, param, typed: str | None = None) -> Axis:
     """``axis`` with its bounds typed, or a UsageError naming the axis and the fix.
 
     ``param`` is the experiment's declared :class:`dlbench.declarations.Param`: list and
     choice values are parsed by its type and checked against its bounds and choices; a
     range needs a numeric param of the matching type, ``low < high`` (``<=`` for ``int``),
-    both inside the param's bounds, and a positive ``low`` on a log scale.
+    both inside the param's bounds, and a positive ``low`` on a log scale. Errors quote the
+    axis as ``typed``.
     """
-    where = f"axis {axis.name}={axis.text}"
+    where = f"axis {axis.name}={(typed or axis.text).strip()}"
     if axis.discrete:
         for value in axis.values:
             _parse(param, value, where)
@@ -142,7 +143,7 @@ def parse_space(pairs: Iterable[str], experiment) -> dict[str, Axis]:
     axes = {}
     for name, text in parse_assignments(list(pairs)).items():
         param = experiment.param(name)  # an unknown param is a UsageError listing the known
-        axes[name] = check_axis(parse_axis(name, text), param)
+        axes[name] = check_axis(parse_axis(name, text), param, typed=text)
     return axes
 
 

@@ -319,33 +319,47 @@ def _settle_interrupted(s: Sitting) -> None:
     when the sweep died is recorded FAILED (its run is an orphan) and superseded."""
     from optuna.trial import Trial, TrialState
 
-    from dlbench.study import SUPERSEDED_ATTR, as_text, queue_points
+    from dlbench.study import SUPERSEDED_ATTR, as_text, planned_params, queue_points
 
     runs = trial_runs(s.client, s.experiment_id, s.parent_id)
-    again = []
+    again, kept = [], []
     for trial in s.study.get_trials(deepcopy=False):
         run = runs.get(trial.number)
+        record = record_from_run(run, as_text(trial.params)) if run is not None else None
         if trial.state == TrialState.RUNNING:
-            record = record_from_run(run, as_text(trial.params)) if run is not None else None
             if record is not None and record["state"] in ("finished", "pruned"):
                 _tell(s, trial.number, record)  # it ended; the sweep died before hearing it
             else:
                 Trial(s.study, trial._trial_id).set_user_attr(SUPERSEDED_ATTR, True)
                 s.study.tell(trial.number, state=TrialState.FAIL)
-                again.append(trial.params)
+                again.append(planned_params(trial))
                 if run is not None:
                     s.client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
                 continue
-        elif trial.state == TrialState.WAITING or trial.user_attrs.get(SUPERSEDED_ATTR):
+        elif trial.user_attrs.get(SUPERSEDED_ATTR):
             continue
-        if run is not None:
-            s.records.append(record_from_run(run, as_text(trial.params)))
-        else:  # its worker died before the run was created
-            s.records.append(failed_trial(_spec(s, trial.number, as_text(trial.params)),
-                                          trial.user_attrs.get("dlbench.error", "failed")))
-    queue_points(s.study, again)
+        kept.append(planned_params(trial))
+        if trial.state == TrialState.WAITING:
+            continue
+        s.records.append(record or failed_trial(_spec(s, trial.number, as_text(trial.params)),
+                                                trial.user_attrs.get("dlbench.error", "failed")))
+    if s.plan.search == "grid":  # whatever of the grid is neither done nor queued
+        again = _missing(grid_points(s.axes, s.plan.trials, s.plan.seed), kept)
+    queue_points(s.study, [p for p in again if set(p) == set(s.axes)])
     s.log(f"sweep {s.parent_id}: resuming with {len(s.records)} of {s.plan.trials} trials done"
           f", {len(again)} asked again")
+
+
+def _missing(points: list[dict], present: list[dict]) -> list[dict]:
+    """``points`` less one of each in ``present`` (a grid point may appear more than once)."""
+    left = [dict(p) for p in present]
+    missing = []
+    for point in points:
+        if point in left:
+            left.remove(point)
+        else:
+            missing.append(point)
+    return missing
 
 
 def _sit(s: Sitting, begin: Callable) -> SweepResult:

@@ -20,7 +20,6 @@ search and pruning need. Optuna is imported inside functions (``dlbench list`` s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from dlbench.axes import Axis
@@ -53,7 +52,25 @@ def open_storage(url: str):
         return optuna.storages.RDBStorage(url)
     from optuna.storages.journal import JournalFileBackend
 
-    return optuna.storages.JournalStorage(JournalFileBackend(url))
+    return optuna.storages.JournalStorage(JournalFileBackend(url, lock_obj=ProcessLock(url)))
+
+
+class ProcessLock:
+    """The journal's lock, held through ``flock`` (``filelock``): the kernel drops it when
+    its holder dies, so a SIGKILLed sweep never leaves ``--resume`` waiting on a stale lock
+    (Optuna's default symlink lock waits 30 s for one, then breaks it)."""
+
+    def __init__(self, journal: str) -> None:
+        from filelock import FileLock
+
+        self._lock = FileLock(journal + ".flock")
+
+    def acquire(self) -> bool:
+        self._lock.acquire()
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def make_pruner(name: str):
@@ -133,6 +150,12 @@ def queue_points(study, points: list[dict[str, str]]) -> None:
         study.enqueue_trial(dict(point), skip_if_exists=False)
 
 
+def planned_params(trial) -> dict[str, Any]:
+    """The params a trial was queued with (a grid point), else those it was given so far:
+    a sweep killed while asking leaves a trial with only some of its params."""
+    return dict(trial.system_attrs.get("fixed_params") or trial.params)
+
+
 @dataclass(frozen=True)
 class StudyRef:
     """Where a worker finds the study, and what it reports to it; plain data, so it pickles."""
@@ -195,6 +218,3 @@ def figures(study, pruned: bool) -> dict[str, Any]:
     return drawn
 
 
-def journal_path(url: str) -> Path | None:
-    """The journal file of a default storage, else None."""
-    return None if "://" in url else Path(url)

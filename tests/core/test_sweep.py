@@ -44,12 +44,40 @@ def dlbench_experiments():
 '''
 
 
+CURVE_PLUGIN = '''
+import os
+import time
+
+from dlbench import Experiment, Metric, Param, hookimpl
+
+
+def curve(ctx):
+    """loss = level / step: a trial with a higher level is worse at every step."""
+    if ctx.params["crash"]:
+        os._exit(3)  # what a segfault or the OOM killer does to a worker
+    for step in range(1, ctx.params["steps"] + 1):
+        time.sleep(ctx.params["pause"])
+        ctx.log_metric("loss", ctx.params["level"] / step, step=step)
+
+
+@hookimpl
+def dlbench_experiments():
+    return [Experiment(name="curve", summary="A falling loss curve.", run=curve, tensorflow=False,
+                       params=(Param("level", float, 1.0, "height", low=0.0),
+                               Param("steps", int, 9, "steps", low=1),
+                               Param("pause", float, 0.0, "seconds per step", low=0.0),
+                               Param("crash", bool, False, "kill the worker process")),
+                       logs=(Metric("loss", "min", "level / step"),))]
+'''
+
+
 @pytest.fixture
 def toy_env(toy_env):
-    """The toy plugin (conftest) plus one whose trials fail on demand."""
+    """The toy plugin (conftest) plus one whose trials fail on demand, and falling curves."""
     root = toy_env["PYTHONPATH"].split(os.pathsep)[0]
     fake_distribution(Path(root), "flaky_plugin", FLAKY_PLUGIN)
-    return {**toy_env, "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist,flaky_plugin"}
+    fake_distribution(Path(root), "curve_plugin", CURVE_PLUGIN)
+    return {**toy_env, "DLBENCH_LOAD_PLUGINS": "toy_plugin_dist,flaky_plugin,curve_plugin"}
 
 
 
@@ -164,3 +192,101 @@ def test_interrupted_sweep_ends_killed_with_its_trials(toy_env, store_uri, tmp_p
     statuses = [store.get_run(t["run_id"]).info.status for t in summary["trials"]]
     assert statuses == ["KILLED", "KILLED"]
     assert len(store.search_runs([summary["experiment_id"]])) == 3  # parent + 2 trials
+
+
+def test_the_pruner_stops_the_trial_that_is_worse_at_every_step(toy_env, store_uri):
+    # Grid order: 3, 2, 1, 10. ASHA keeps the best third at steps 1, 3, 9; each of the first
+    # three is the best so far wherever it arrives, the last is the worst everywhere.
+    out = run_cli(["sweep", "curve", "-p", "level=3,2,1,10", "--prune", "asha", "--json"],
+                  tracking_uri=store_uri, env=toy_env)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    states = {t["sweep_params"]["level"]: (t["state"], t["pruned_at_step"]) for t in summary["trials"]}
+    assert states == {"1": ("finished", None), "2": ("finished", None), "3": ("finished", None),
+                      "10": ("pruned", 1)}
+    assert [t["sweep_params"]["level"] for t in summary["trials"]] == ["1", "2", "3", "10"]
+    assert summary["status"] == "FINISHED" and summary["best"]["sweep_params"] == {"level": "1"}
+    assert "trial 3 pruned at step 1 (4/4)" in out.stderr
+    store = client(store_uri)
+    pruned = store.get_run(summary["trials"][-1]["run_id"])
+    assert pruned.info.status == "KILLED" and "dlbench.error" not in pruned.data.tags
+    assert pruned.data.tags["dlbench.pruned"] == "true"
+    assert pruned.data.tags["dlbench.pruned_at_step"] == "1"
+    assert [m.value for m in store.get_metric_history(pruned.info.run_id, "loss")] == [10.0]
+    parent = store.get_run(summary["run_id"])
+    assert parent.data.params["best.level"] == "1" and parent.data.tags["dlbench.sweep.pruned"] == "1"
+    pictures = {a.path for a in store.list_artifacts(summary["run_id"], "sweep")}
+    assert {"sweep/trials.csv", "sweep/optimization_history.png",
+            "sweep/intermediate_values.png"} <= pictures
+
+
+def test_a_search_samples_ranges_reproducibly_by_seed(toy_env, store_uri):
+    def search(seed):
+        out = run_cli(["sweep", "curve", "-p", "level=loguniform(0.5,8)", "-p", "steps=int(2,4)",
+                       "--search", "random", "--trials", "3", "--workers", "2", "--seed", str(seed),
+                       "--json"], tracking_uri=store_uri, env=toy_env)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    first = search(5)
+    points = sorted((t["sweep_params"]["level"], t["sweep_params"]["steps"]) for t in first["trials"])
+    assert len(set(points)) == 3
+    assert all(0.5 <= float(level) <= 8 and steps in ("2", "3", "4") for level, steps in points)
+    assert all(t["state"] == "finished" and t["pruned_at_step"] is None and t["seed"] == 5
+               for t in first["trials"])
+    assert sorted((t["sweep_params"]["level"], t["sweep_params"]["steps"])
+                  for t in search(5)["trials"]) == points
+
+
+def test_a_crashed_trial_fails_alone_and_its_worker_is_replaced(toy_env, store_uri):
+    out = run_cli(["sweep", "curve", "-p", "crash=true,false", "-p", "level=1,2", "--json"],
+                  tracking_uri=store_uri, env=toy_env)
+    assert out.returncode == 1
+    summary = json.loads(out.stdout)
+    by_state = {}
+    for trial in summary["trials"]:
+        by_state.setdefault(trial["state"], []).append(trial)
+    assert len(by_state["finished"]) == 2 and len(by_state["failed"]) == 2
+    store = client(store_uri)
+    for trial in by_state["failed"]:
+        assert "worker process died (exit code 3)" in trial["error"]
+        run = store.get_run(trial["run_id"])  # closed at once, not left RUNNING for the repair
+        assert run.info.status == "FAILED" and "worker process died" in run.data.tags["dlbench.error"]
+    pids = {store.get_run(t["run_id"]).data.tags["dlbench.pid"] for t in summary["trials"]}
+    assert len(pids) == 3  # the first worker died twice: two replacements, one of them reused
+
+
+def test_sigkilled_sweep_resumes_with_exactly_its_trials(toy_env, store_uri):
+    env = {**os.environ, **toy_env, "MLFLOW_TRACKING_URI": store_uri}
+    proc = subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", "curve", "-p",
+                             "level=1,2,3,4,5", "-p", "steps=4", "-p", "pause=0.25"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    parent_id, finished = None, 0
+    while finished < 2:  # the sweep prints its run id, then a line as each trial ends
+        line = proc.stderr.readline()
+        assert line, proc.communicate()
+        if line.startswith("sweep "):
+            parent_id = line.split()[1].rstrip(":")
+        finished += line.startswith("trial ") and " finished " in line
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    time.sleep(1.5)  # the worker notices its sweep is gone and exits
+    out = run_cli(["sweep", "curve", "--resume", parent_id, "--json"], tracking_uri=store_uri,
+                  env=toy_env)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["run_id"] == parent_id and summary["status"] == "FINISHED"
+    trials = summary["trials"]
+    assert sorted(t["sweep_params"]["level"] for t in trials) == ["1", "2", "3", "4", "5"]
+    assert len({t["index"] for t in trials}) == 5 and len({t["run_id"] for t in trials}) == 5
+    assert all(t["status"] == "FINISHED" for t in trials)
+    store = client(store_uri)
+    assert store.get_run(parent_id).info.status == "FINISHED"
+    children = store.search_runs([summary["experiment_id"]],
+                                 f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    superseded = [r for r in children if r.info.run_id not in {t["run_id"] for t in trials}]
+    assert all(r.info.status == "FAILED" and r.data.tags["dlbench.sweep.superseded"] == "true"
+               and "orphaned" in r.data.tags["dlbench.error"] for r in superseded)
+    assert len(children) == 5 + len(superseded)
+    again = run_cli(["sweep", "curve", "--resume", parent_id], tracking_uri=store_uri, env=toy_env)
+    assert again.returncode == 2 and "already FINISHED; nothing to continue" in again.stderr
