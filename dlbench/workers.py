@@ -126,11 +126,14 @@ def _forget_figures() -> None:
 def serve(conn, setup: WorkerSetup, parent_pid: int) -> None:
     """A worker process: prepare once, then run each trial the sweep sends until told to stop."""
     _exit_with(parent_pid)
+    registry, broken = None, None
     try:
         registry = setup.start()
-        conn.send(("ready", os.getpid()))
+    except Exception as exc:  # every trial sent here fails with the reason, not a bare exit
+        broken = f"worker could not start: {type(exc).__name__}: {exc}"
+    try:
         while (spec := conn.recv()) is not None:
-            conn.send(run_trial(spec, registry))
+            conn.send(failed_trial(spec, broken) if broken else run_trial(spec, registry))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass  # the sweep is gone or stopping; an interrupted run recorded its end itself
 
@@ -203,11 +206,10 @@ class LocalWorkers:
     def _receive(self, worker: _Worker) -> dict | None:
         """The worker's trial record if it sent one; a failed record if it died; else None."""
         try:
-            while worker.conn.poll():
+            if worker.conn.poll():
                 message = worker.conn.recv()
-                if isinstance(message, dict):  # ("ready", pid) notes are skipped
-                    worker.spec = None
-                    return message
+                worker.spec = None
+                return message
         except (EOFError, OSError):
             pass
         if worker.process.is_alive():

@@ -290,3 +290,79 @@ def test_sigkilled_sweep_resumes_with_exactly_its_trials(toy_env, store_uri):
     assert len(children) == 5 + len(superseded)
     again = run_cli(["sweep", "curve", "--resume", parent_id], tracking_uri=store_uri, env=toy_env)
     assert again.returncode == 2 and "already FINISHED; nothing to continue" in again.stderr
+
+
+def test_step_observers_see_log_metric_and_keras_epochs_alike(run_ctx):
+    from dlbench.errors import Pruned
+
+    ctx = run_ctx({})
+    seen = []
+    ctx.observe_steps(lambda key, value, step: seen.append((key, value, step)))
+    ctx.log_metric("loss", 0.5, step=3)
+    ctx.log_metric("final", 1.0)  # no step: nothing to prune on
+    callback = ctx.keras_callback(prefix="child/")
+    callback.on_epoch_end(0, {"val_loss": 0.25, "nan": float("nan")})
+    callback.record(0, {"val_loss": 0.1})  # a checkpoint recording the same epoch: once
+    assert seen == [("loss", 0.5, 3), ("child/val_loss", 0.25, 1)]
+
+    def stop(key, value, step):
+        raise Pruned(step)
+
+    ctx.observe_steps(stop)
+    with pytest.raises(Pruned):
+        callback.on_epoch_end(1, {"val_loss": 0.2})
+
+
+KERAS_PLUGIN = '''
+from dlbench import Experiment, Metric, Param, hookimpl
+
+
+def fit(ctx):
+    import keras
+    import numpy as np
+
+    x = np.random.normal(size=(128, 8)).astype("float32")
+    y = (x @ np.arange(8, dtype="float32") > 0).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dropout(0.3), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0, validation_split=0.25,
+              callbacks=[ctx.keras_callback()])
+
+
+@hookimpl
+def dlbench_experiments():
+    return [Experiment(name="tiny_keras", summary="A tiny Keras model.", run=fit,
+                       params=(Param("label", str, "a", "changes nothing"),),
+                       logs=(Metric("val_loss", "min"),))]
+'''
+
+
+@pytest.mark.slow
+def test_a_warm_worker_gives_each_trial_a_clean_keras(tmp_path, store_uri):
+    site = fake_distribution(tmp_path / "keras-site", "keras_plugin", KERAS_PLUGIN)
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+           "DLBENCH_LOAD_PLUGINS": "keras_plugin"}
+    out = run_cli(["sweep", "tiny_keras", "-p", "label=a,b,c", "--workers", "1", "--json"],
+                  tracking_uri=store_uri, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    trials = json.loads(out.stdout)["trials"]
+    store = client(store_uri)
+    assert len({store.get_run(t["run_id"]).data.tags["dlbench.pid"] for t in trials}) == 1
+    first, *later = sorted(trials, key=lambda t: t["index"])  # the first in a fresh process
+    assert all(t["metrics"] == first["metrics"] for t in later) and "val_loss" in first["metrics"]
+
+
+def test_ray_backend_shares_the_study_and_prunes(toy_env, store_uri):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'dlbench[ray]')")
+    out = run_cli(["sweep", "curve", "-p", "level=3,2,1,10", "--prune", "asha", "--backend", "ray",
+                   "--json"], tracking_uri=store_uri, env=toy_env, timeout=900)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert [(t["sweep_params"]["level"], t["state"], t["pruned_at_step"])
+            for t in summary["trials"]] == [("1", "finished", None), ("2", "finished", None),
+                                            ("3", "finished", None), ("10", "pruned", 1)]
+    store = client(store_uri)
+    pids = {store.get_run(t["run_id"]).data.tags["dlbench.pid"] for t in summary["trials"]}
+    assert len(pids) == 4  # Ray tasks: a fresh process each, all reporting to one study
+    assert store.get_run(summary["trials"][-1]["run_id"]).data.tags["dlbench.pruned"] == "true"
