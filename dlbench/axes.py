@@ -147,13 +147,6 @@ def parse_space(pairs: Iterable[str], experiment) -> dict[str, Axis]:
     return axes
 
 
-def parse_grid(pairs: Iterable[str]) -> dict[str, list[str]]:
-    """``-p`` options of a grid sweep -> the values of each axis, in the order given."""
-    from dlbench.declarations import parse_assignments
-
-    return {name: split_values(name, text) for name, text in parse_assignments(list(pairs)).items()}
-
-
 def expand_grid(axes: Mapping[str, list[str]]) -> list[dict[str, str]]:
     """Every combination of the axes' values: the sweep's trials, first axis slowest."""
     names = list(axes)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
 import dlbench
-from dlbench.errors import DlbenchError, Pruned
-from dlbench.orphans import process_tags
+from dlbench.errors import DlbenchError, Pruned, TrackingError, UsageError, first_line
+from dlbench.orphans import PID_START_TAG, PID_TAG, process_alive, process_tags
 
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "dlbench.error"
@@ -162,6 +162,25 @@ def _record_end(tracker, outcome: Outcome, before_end) -> None:
             if outcome.trace:
                 tracker.log_text(outcome.trace, TRACEBACK_FILE)
     tracker.client.set_terminated(tracker.run_id, outcome.status)
+
+
+def resumable_run(client, run_id: str, experiment_name: str, what: str = "run"):
+    """Run ``run_id`` of ``experiment_name``, if ``--resume`` may continue it: it exists, has
+    not FINISHED and its process is gone; a UsageError (TrackingError) saying why not."""
+    try:
+        run = client.get_run(run_id)
+    except Exception as exc:
+        raise TrackingError(f"--resume {run_id}: no such run in this store ({first_line(exc)})") from None
+    tags = run.data.tags
+    if tags.get("dlbench.experiment") != experiment_name:
+        raise UsageError(f"--resume {run_id}: that {what} is of experiment"
+                         f" {tags.get('dlbench.experiment')!r}, not {experiment_name!r}")
+    if run.info.status == "FINISHED":
+        raise UsageError(f"--resume {run_id}: the {what} already FINISHED; nothing to continue")
+    if run.info.status == "RUNNING" and tags.get(PID_TAG, "").isdigit() \
+            and process_alive(int(tags[PID_TAG]), tags.get(PID_START_TAG)):
+        raise UsageError(f"--resume {run_id}: the {what} is still running (pid {tags[PID_TAG]})")
+    return run
 
 
 def reopen_run(client, run_id: str, tags: Mapping[str, str]) -> None:

@@ -23,15 +23,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from dlbench.axes import (GRID_LIMIT, Axis, expand_grid, grid_points, grid_size, parse_grid,
-                          parse_space, split_values)
-from dlbench.errors import TrackingError, UsageError, first_line
+from dlbench.axes import (GRID_LIMIT, Axis, expand_grid, grid_points, grid_size, parse_space,
+                          split_values)
+from dlbench.errors import UsageError
 from dlbench.sweep_records import (SUPERSEDED_TAG, best_trial, close_dead_trial, failed_trial,
                                    rank, record_from_run, score, summarize, trial_rows,
                                    trial_runs)
 
-__all__ = ["SweepRequest", "SweepResult", "run_sweep", "expand_grid", "parse_grid",
-           "split_values", "rank", "best_trial", "trial_rows", "ranking_mode", "thread_budget"]
+__all__ = ["SweepRequest", "SweepResult", "run_sweep", "expand_grid", "split_values", "rank",
+           "best_trial", "trial_rows", "ranking_mode", "thread_budget"]
 
 BACKENDS = ("local", "ray")
 STORAGE_TAG = "dlbench.sweep.storage"
@@ -264,8 +264,8 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
 
 def resume_sweep(request: SweepRequest, registry, log: Callable[[str], None]) -> SweepResult:
     """Continue sweep ``request.resume``: keep what ended, ask again what was running."""
-    from dlbench.lifecycle import context_tags, reopen_run
-    from dlbench.orphans import PID_START_TAG, PID_TAG, process_alive, repair_orphans_quietly
+    from dlbench.lifecycle import context_tags, reopen_run, resumable_run
+    from dlbench.orphans import repair_orphans_quietly
     from dlbench.store import open_store, resolve_store
     from dlbench.study import PLAN_ATTR, load_study
 
@@ -281,23 +281,11 @@ def resume_sweep(request: SweepRequest, registry, log: Callable[[str], None]) ->
     store = resolve_store(request.tracking_uri)
     client = open_store(store, create=False)
     repair_orphans_quietly(client)  # the killed sweep and its running trials are orphans now
-    try:
-        parent = client.get_run(parent_id)
-    except Exception as exc:
-        raise TrackingError(f"--resume {parent_id}: no such run in this store"
-                            f" ({first_line(exc)})") from None
+    parent = resumable_run(client, parent_id, request.experiment, what="sweep")
     tags = parent.data.tags
     if tags.get("dlbench.sweep") != "true" or STORAGE_TAG not in tags:
         raise UsageError(f"--resume {parent_id}: not a sweep run that can be resumed (fix: pass"
                          " the parent run id that dlbench sweep printed)")
-    if tags.get("dlbench.experiment") != request.experiment:
-        raise UsageError(f"--resume {parent_id}: that sweep is of experiment"
-                         f" {tags.get('dlbench.experiment')!r}, not {request.experiment!r}")
-    if parent.info.status == "FINISHED":
-        raise UsageError(f"--resume {parent_id}: the sweep already FINISHED; nothing to continue")
-    if parent.info.status == "RUNNING" and tags.get(PID_TAG, "").isdigit() \
-            and process_alive(int(tags[PID_TAG]), tags.get(PID_START_TAG)):
-        raise UsageError(f"--resume {parent_id}: the sweep is still running (pid {tags[PID_TAG]})")
     storage = tags[STORAGE_TAG]
     study = load_study(storage, tags[STUDY_TAG])
     plan = SweepPlan(**study.user_attrs[PLAN_ATTR])
