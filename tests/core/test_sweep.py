@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dlbench import Experiment, Param
 from dlbench.search import expand_grid, rank, ranking_mode, split_values, thread_budget
 from support import client
 from dlbench.testing import fake_distribution, run_cli
@@ -220,22 +221,40 @@ def test_the_pruner_stops_the_trial_that_is_worse_at_every_step(toy_env, store_u
             "sweep/intermediate_values.png"} <= pictures
 
 
-def test_a_search_samples_ranges_reproducibly_by_seed(toy_env, store_uri):
-    def search(seed):
-        out = run_cli(["sweep", "curve", "-p", "level=loguniform(0.5,8)", "-p", "steps=int(2,4)",
-                       "--search", "random", "--trials", "3", "--workers", "2", "--seed", str(seed),
-                       "--json"], tracking_uri=store_uri, env=toy_env)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
-
-    first = search(5)
-    points = sorted((t["sweep_params"]["level"], t["sweep_params"]["steps"]) for t in first["trials"])
-    assert len(set(points)) == 3
+def test_a_search_samples_ranges(toy_env, store_uri):
+    out = run_cli(["sweep", "curve", "-p", "level=loguniform(0.5,8)", "-p", "steps=int(2,4)",
+                   "--search", "random", "--trials", "3", "--workers", "2", "--seed", "5",
+                   "--json"], tracking_uri=store_uri, env=toy_env)
+    assert out.returncode == 0, out.stderr
+    trials = json.loads(out.stdout)["trials"]
+    points = {(t["sweep_params"]["level"], t["sweep_params"]["steps"]) for t in trials}
+    assert len(points) == 3
     assert all(0.5 <= float(level) <= 8 and steps in ("2", "3", "4") for level, steps in points)
     assert all(t["state"] == "finished" and t["pruned_at_step"] is None and t["seed"] == 5
-               for t in first["trials"])
-    assert sorted((t["sweep_params"]["level"], t["sweep_params"]["steps"])
-                  for t in search(5)["trials"]) == points
+               and t["params"]["level"] == t["sweep_params"]["level"] for t in trials)
+
+
+@pytest.mark.parametrize("search", ["random", "tpe"])
+def test_the_same_seed_asks_the_same_points(tmp_path, search):
+    from dlbench.axes import parse_space
+    from dlbench.study import as_text, create_study, distributions
+
+    experiment = Experiment(name="x", summary="x", run=print, params=(
+        Param("lr", float, 0.1, "step", low=0.0, high=1.0), Param("n", int, 1, "n", low=1)))
+    space = distributions(parse_space(["lr=loguniform(1e-3,0.5)", "n=int(1,64,log)"], experiment))
+
+    def asked(seed, name):
+        study = create_study(str(tmp_path / f"{name}.journal"), name, mode="min", search=search,
+                             seed=seed, trials=8, prune="none", plan={})
+        points = []
+        for _ in range(6):
+            trial = study.ask(space)
+            points.append(as_text(trial.params))
+            study.tell(trial, trial.params["lr"] * trial.params["n"])
+        return points
+
+    first = asked(3, "a")
+    assert asked(3, "b") == first and asked(4, "c") != first and len({str(p) for p in first}) == 6
 
 
 def test_a_crashed_trial_fails_alone_and_its_worker_is_replaced(toy_env, store_uri):
@@ -338,7 +357,7 @@ def dlbench_experiments():
 '''
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # TensorFlow in a fresh worker: ~20 s
 def test_a_warm_worker_gives_each_trial_a_clean_keras(tmp_path, store_uri):
     site = fake_distribution(tmp_path / "keras-site", "keras_plugin", KERAS_PLUGIN)
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
@@ -353,6 +372,7 @@ def test_a_warm_worker_gives_each_trial_a_clean_keras(tmp_path, store_uri):
     assert all(t["metrics"] == first["metrics"] for t in later) and "val_loss" in first["metrics"]
 
 
+@pytest.mark.slow  # a Ray runtime and four fresh worker processes: ~40 s
 def test_ray_backend_shares_the_study_and_prunes(toy_env, store_uri):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'dlbench[ray]')")
     out = run_cli(["sweep", "curve", "-p", "level=3,2,1,10", "--prune", "asha", "--backend", "ray",
