@@ -15,7 +15,6 @@ ranks the trials as the experiment declares its metric (:mod:`dlbench.sweep_reco
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -29,6 +28,7 @@ from dlbench.errors import UsageError
 from dlbench.sweep_records import (SUPERSEDED_TAG, best_trial, close_dead_trial, failed_trial,
                                    rank, record_from_run, score, summarize, trial_rows,
                                    trial_runs)
+from dlbench.workers import thread_budget
 
 __all__ = ["SweepRequest", "SweepResult", "run_sweep", "expand_grid", "split_values", "rank",
            "best_trial", "trial_rows", "ranking_mode", "thread_budget"]
@@ -52,25 +52,6 @@ def ranking_mode(experiment, metric: str | None, mode: str | None) -> str:
             " (fix: --mode max or --mode min; plugin authors: logs=(Metric(name, goal), ...))"
         )
     return goal
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
-
-
-def thread_budget(workers: int, cores: int | None = None) -> tuple[int, int]:
-    """(intra-op, inter-op) TensorFlow threads for each of ``workers`` concurrent trials.
-
-    Unlimited, every trial's TensorFlow sizes its pools to the whole machine and N trials
-    fight over the cores; dividing them keeps each trial's speed predictable.
-    """
-    cores = cores or cpu_cores()
-    intra = max(1, cores // max(1, workers))
-    inter = 2 if intra >= 4 else 1
-    return intra, inter
 
 
 @dataclass

@@ -30,6 +30,25 @@ from typing import Any, Iterator, Mapping
 
 from dlbench.sweep_records import failed_trial, trial_record
 
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def thread_budget(workers: int, cores: int | None = None) -> tuple[int, int]:
+    """(intra-op, inter-op) TensorFlow threads for each of ``workers`` concurrent trials.
+
+    Unlimited, every trial's TensorFlow sizes its pools to the whole machine and N trials
+    fight over the cores; dividing them keeps each trial's speed predictable.
+    """
+    cores = cores or cpu_cores()
+    intra = max(1, cores // max(1, workers))
+    inter = 2 if intra >= 4 else 1
+    return intra, inter
+
+
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
 
 
@@ -268,8 +287,6 @@ class RayWorkers:
 
     def __init__(self, size: int, setup: WorkerSetup) -> None:
         import ray
-
-        from dlbench.search import cpu_cores
 
         self._started_here = not ray.is_initialized()
         if self._started_here:
