@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from dlbench.axes import (GRID_LIMIT, Axis, expand_grid, grid_points, grid_size, parse_space,
                           split_values)
-from dlbench.errors import UsageError
+from dlbench.errors import UsageError, first_line
 from dlbench.sweep_records import (SUPERSEDED_TAG, best_trial, close_dead_trial, failed_trial,
                                    rank, record_from_run, score, summarize, trial_rows,
                                    trial_runs)
@@ -129,6 +129,17 @@ def check_backend(backend: str) -> None:
             ) from None
 
 
+def check_storage(url: str) -> None:
+    """A ``--storage`` that cannot be opened is a usage error, before anything is written."""
+    from dlbench.study import open_storage
+
+    try:
+        open_storage(url)
+    except Exception as exc:
+        raise UsageError(f"--storage {url}: cannot open it ({first_line(exc)}); fix: a path for"
+                         " a journal file, sqlite:///..., postgresql://... or grpc://HOST:PORT")
+
+
 def make_plan(request: SweepRequest, experiment) -> tuple[SweepPlan, dict[str, Axis]]:
     """Check everything about the request before anything is written (UsageError otherwise)."""
     from dlbench.runner import check_data_path
@@ -215,6 +226,8 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
         return resume_sweep(request, registry, log)
     entry = registry.experiment(request.experiment)
     plan, axes = make_plan(request, entry.value)
+    if request.storage:
+        check_storage(request.storage)
     store = resolve_store(request.tracking_uri)
     client = open_store(store)
     repair_orphans_quietly(client)
@@ -224,6 +237,8 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
         "mlflow.source.name": "dlbench sweep " + plan.experiment,
     })
     storage = request.storage or default_storage(store, parent_id)
+    if "://" not in storage:  # a journal file: the same path for workers in other folders
+        storage = str(Path(storage).resolve())
     sitting = Sitting(plan, axes, None, storage, client, store, parent_id, exp_id,
                       request.workers, request.backend, log)
 

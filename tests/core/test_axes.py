@@ -82,6 +82,8 @@ def test_parse_axis_leaves_a_plain_list_alone():
     (["-p", "lr=0.1", "--prune", "asha", "--prune-metric", "accuracy"],
      "--prune-metric accuracy: experiment 'toy_fit' logs no such metric"),
     (["--resume", "abc", "-p", "lr=0.1"], "--resume continues the sweep as it was planned"),
+    (["-p", "lr=0.1", "--storage", "/nonexistent-dlbench/sweep.journal"],
+     "--storage /nonexistent-dlbench/sweep.journal: cannot open it"),
 ])
 def test_sweep_refuses_a_bad_space_before_writing_anything(cli, tmp_path, args, message):
     store = tmp_path / "mlflow.db"
