@@ -200,7 +200,7 @@ class Sitting:
     workers: int
     backend: str
     log: Callable[[str], None]
-    records: list[dict[str, Any]] = field(default_factory=list)  # trials that count as done
+    records: list[dict[str, Any]] = field(default_factory=list)  # every trial that ended
     asked: dict[int, Any] = field(default_factory=dict)  # running trials, by number
 
     @property
@@ -283,8 +283,12 @@ def resume_sweep(request: SweepRequest, registry, log: Callable[[str], None]) ->
         raise UsageError(f"--resume {parent_id}: not a sweep run that can be resumed (fix: pass"
                          " the parent run id that dlbench sweep printed)")
     storage = tags[STORAGE_TAG]
-    study = load_study(storage, tags[STUDY_TAG])
-    plan = SweepPlan(**study.user_attrs[PLAN_ATTR])
+    try:
+        study = load_study(storage, tags[STUDY_TAG])
+        plan = SweepPlan(**study.user_attrs[PLAN_ATTR])
+    except Exception as exc:
+        raise UsageError(f"--resume {parent_id}: its study in {storage} cannot be read"
+                         f" ({first_line(exc)}); fix: start the sweep again") from None
     experiment = registry.experiment(plan.experiment).value
     axes = parse_space([f"{k}={v}" for k, v in plan.axes.items()], experiment)
     # A fresh sampler with the sweep's seed would draw the first points again.

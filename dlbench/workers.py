@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +31,11 @@ from typing import Any, Iterator, Mapping
 
 from dlbench.sweep_records import failed_trial, trial_record
 
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
 def cpu_cores() -> int:
+    """The cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
@@ -47,9 +52,6 @@ def thread_budget(workers: int, cores: int | None = None) -> tuple[int, int]:
     intra = max(1, cores // max(1, workers))
     inter = 2 if intra >= 4 else 1
     return intra, inter
-
-
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,6 @@ def run_trial(spec: TrialSpec, registry) -> dict:
         import keras
 
         keras.backend.clear_session()  # no layers, names or graphs of the previous trial
-    reporter = None
-    if spec.study is not None:
-        from dlbench.study import PruningReporter
-
-        reporter = PruningReporter(spec.study, spec.trial_id)
     intra, inter = spec.threads
     request = RunRequest(
         experiment=spec.experiment, params=dict(spec.params),
@@ -123,9 +120,14 @@ def run_trial(spec: TrialSpec, registry) -> dict:
         tags={"dlbench.sweep.trial": str(spec.index), "dlbench.threads.intra_op": str(intra),
               "dlbench.threads.inter_op": str(inter)},
     )
+    reporter = None
     try:
+        if spec.study is not None:
+            from dlbench.study import PruningReporter
+
+            reporter = PruningReporter(spec.study, spec.trial_id)
         result = execute(request, registry, store=spec.store, step_observer=reporter)
-    except Exception as exc:  # the store or the input failed before the run existed
+    except Exception as exc:  # the study, the store or the input failed before the run existed
         return failed_trial(spec, f"{type(exc).__name__}: {exc}")
     finally:
         _forget_figures()
@@ -133,8 +135,6 @@ def run_trial(spec: TrialSpec, registry) -> dict:
 
 
 def _forget_figures() -> None:
-    import sys
-
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
 
