@@ -79,20 +79,31 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--store", type=Path, help="keep the runs in this folder's mlflow.db")
+    parser.add_argument("--only", choices=("grid", "search"), help="run one of the two sweeps")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no course data at {args.data}; set DLBENCH_TEST_DATA")
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
-        store = f"sqlite:///{tmp}/mlflow.db"
+        store = f"sqlite:///{args.store or tmp}/mlflow.db"
         # Both sweeps find the STFT features cached: neither pays for computing them.
         warm = sweep({"frame_shifts": "1,4"}, ["-p", "epochs=1"], args, store)
         print(f"bench: features cached ({warm['wall']:.0f} s)", file=sys.stderr)
-        results = {
-            "grid": sweep(GRID, [], args, store),
-            "tpe + asha": sweep(SEARCH, ["--search", "tpe", "--trials", str(args.trials),
-                                         "--prune", "asha", "--prune-metric", "val_loss"],
-                                args, store),
-        }
+        plans = {"grid": (GRID, []),
+                 "tpe + asha": (SEARCH, ["--search", "tpe", "--trials", str(args.trials),
+                                         "--prune", "asha", "--prune-metric", "val_loss"])}
+        if args.only:
+            plans = {k: v for k, v in plans.items() if (k == "grid") == (args.only == "grid")}
+        results = {name: sweep(space, extra, args, store) for name, (space, extra) in plans.items()}
+    for name, result in results.items():
+        print(f"{name}, trial by trial:")
+        for trial in sorted(result["trials"], key=lambda t: t["index"]):
+            print(f"  {trial['index']:>2} {trial['state']:<9} epochs {epochs(trial):>3}"
+                  f"  snr_db {trial['metrics'].get('snr_db', float('nan')):6.2f}"
+                  f"  val_loss {trial['metrics'].get('val_loss', float('nan')):.5f}  "
+                  + " ".join(f"{k}={v}" for k, v in trial["sweep_params"].items()))
+    if len(results) < 2:
+        return
     from dlbench.tables import format_table
 
     grid = results["grid"]

@@ -76,7 +76,8 @@ class ProcessLock:
 def make_pruner(name: str):
     """``none``; ``median`` (stop a trial worse than the median of the others at the same
     step, once 3 trials have reported it); ``asha`` (asynchronous successive halving: at
-    steps 1, 3, 9, 27, ... keep the best third of the trials that reached the step)."""
+    steps 1, 3, 9, 27, ... keep the best third of the trials that reached the step; with
+    few trials that means "the best so far at every rung", see docs/RESULTS.md)."""
     import optuna
 
     if name == "median":

@@ -213,7 +213,8 @@ def test_the_pruner_stops_the_trial_that_is_worse_at_every_step(toy_env, store_u
     assert pruned.info.status == "KILLED" and "dlbench.error" not in pruned.data.tags
     assert pruned.data.tags["dlbench.pruned"] == "true"
     assert pruned.data.tags["dlbench.pruned_at_step"] == "1"
-    assert [m.value for m in store.get_metric_history(pruned.info.run_id, "loss")] == [10.0]
+    history = store.get_metric_history(pruned.info.run_id, "loss")  # kept up to the stop
+    assert [(m.step, m.value) for m in history] == [(1, 10.0)]
     parent = store.get_run(summary["run_id"])
     assert parent.data.params["best.level"] == "1" and parent.data.tags["dlbench.sweep.pruned"] == "1"
     pictures = {a.path for a in store.list_artifacts(summary["run_id"], "sweep")}
