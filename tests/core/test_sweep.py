@@ -222,6 +222,7 @@ def test_the_pruner_stops_the_trial_that_is_worse_at_every_step(toy_env, store_u
             "sweep/intermediate_values.png"} <= pictures
 
 
+@pytest.mark.slow  # what it checks is in the default suite in parts: axes, samplers, workers
 def test_a_search_samples_ranges(toy_env, store_uri):
     out = run_cli(["sweep", "curve", "-p", "level=loguniform(0.5,8)", "-p", "steps=int(2,4)",
                    "--search", "random", "--trials", "3", "--workers", "2", "--seed", "5",
@@ -259,27 +260,23 @@ def test_the_same_seed_asks_the_same_points(tmp_path, search):
 
 
 def test_a_crashed_trial_fails_alone_and_its_worker_is_replaced(toy_env, store_uri):
-    out = run_cli(["sweep", "curve", "-p", "crash=true,false", "-p", "level=1,2", "--json"],
+    out = run_cli(["sweep", "curve", "-p", "crash=true,false", "--json"],
                   tracking_uri=store_uri, env=toy_env)
     assert out.returncode == 1
-    summary = json.loads(out.stdout)
-    by_state = {}
-    for trial in summary["trials"]:
-        by_state.setdefault(trial["state"], []).append(trial)
-    assert len(by_state["finished"]) == 2 and len(by_state["failed"]) == 2
+    crashed, finished = sorted(json.loads(out.stdout)["trials"], key=lambda t: t["index"])
+    assert crashed["state"] == "failed" and finished["state"] == "finished"
+    assert "worker process died (exit code 3)" in crashed["error"]
     store = client(store_uri)
-    for trial in by_state["failed"]:
-        assert "worker process died (exit code 3)" in trial["error"]
-        run = store.get_run(trial["run_id"])  # closed at once, not left RUNNING for the repair
-        assert run.info.status == "FAILED" and "worker process died" in run.data.tags["dlbench.error"]
-    pids = {store.get_run(t["run_id"]).data.tags["dlbench.pid"] for t in summary["trials"]}
-    assert len(pids) == 3  # the first worker died twice: two replacements, one of them reused
+    run = store.get_run(crashed["run_id"])  # closed at once, not left RUNNING for the repair
+    assert run.info.status == "FAILED" and "worker process died" in run.data.tags["dlbench.error"]
+    pids = {store.get_run(t["run_id"]).data.tags["dlbench.pid"] for t in (crashed, finished)}
+    assert len(pids) == 2  # the one worker died; a fresh one ran the next trial
 
 
 def test_sigkilled_sweep_resumes_with_exactly_its_trials(toy_env, store_uri):
     env = {**os.environ, **toy_env, "MLFLOW_TRACKING_URI": store_uri}
     proc = subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", "curve", "-p",
-                             "level=1,2,3,4,5", "-p", "steps=4", "-p", "pause=0.25"],
+                             "level=1,2,3,4", "-p", "steps=3", "-p", "pause=0.2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     parent_id, finished = None, 0
     while finished < 2:  # the sweep prints its run id, then a line as each trial ends
@@ -297,8 +294,8 @@ def test_sigkilled_sweep_resumes_with_exactly_its_trials(toy_env, store_uri):
     summary = json.loads(out.stdout)
     assert summary["run_id"] == parent_id and summary["status"] == "FINISHED"
     trials = summary["trials"]
-    assert sorted(t["sweep_params"]["level"] for t in trials) == ["1", "2", "3", "4", "5"]
-    assert len({t["index"] for t in trials}) == 5 and len({t["run_id"] for t in trials}) == 5
+    assert sorted(t["sweep_params"]["level"] for t in trials) == ["1", "2", "3", "4"]
+    assert len({t["index"] for t in trials}) == 4 and len({t["run_id"] for t in trials}) == 4
     assert all(t["status"] == "FINISHED" for t in trials)
     store = client(store_uri)
     assert store.get_run(parent_id).info.status == "FINISHED"
@@ -307,7 +304,7 @@ def test_sigkilled_sweep_resumes_with_exactly_its_trials(toy_env, store_uri):
     superseded = [r for r in children if r.info.run_id not in {t["run_id"] for t in trials}]
     assert all(r.info.status == "FAILED" and r.data.tags["dlbench.sweep.superseded"] == "true"
                and "orphaned" in r.data.tags["dlbench.error"] for r in superseded)
-    assert len(children) == 5 + len(superseded)
+    assert len(children) == 4 + len(superseded)
     again = run_cli(["sweep", "curve", "--resume", parent_id], tracking_uri=store_uri, env=toy_env)
     assert again.returncode == 2 and "already FINISHED; nothing to continue" in again.stderr
 
