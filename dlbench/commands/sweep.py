@@ -13,6 +13,7 @@ import sys
 import click
 
 from dlbench.options import run_options
+from dlbench.study import PRUNERS, SEARCHES
 
 
 @click.command("sweep")
@@ -20,12 +21,12 @@ from dlbench.options import run_options
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=AXIS",
               help="One axis (repeatable): values V1,V2,..., choice(V1,V2,...),"
                    " uniform(A,B), loguniform(A,B) or int(A,B[,log]).")
-@click.option("--search", type=click.Choice(["grid", "random", "tpe"]),
+@click.option("--search", type=click.Choice(SEARCHES),
               help="grid: every combination; random or tpe (Bayesian): --trials samples"
                    " [default: grid when every axis is a list, else tpe].")
 @click.option("--trials", type=click.IntRange(min=1),
               help="How many trials (required for random/tpe; caps a grid, drawn at random).")
-@click.option("--prune", type=click.Choice(["none", "median", "asha"]), default="none",
+@click.option("--prune", type=click.Choice(PRUNERS), default="none",
               show_default=True, help="Stop trials early whose per-epoch metric lags the others'.")
 @click.option("--prune-metric", metavar="NAME",
               help="Per-epoch metric the pruner watches [default: --metric].")
