@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from dlbench.errors import TrackingError, UsageError, first_line
+from dlbench.errors import UsageError
 
 FOLDER = "checkpoints"
 MODEL_FILE = "last.keras"
@@ -70,21 +70,9 @@ class Resume:
 
 def load_resume(client, run_id: str, experiment_name: str, scratch: Path) -> Resume:
     """Check ``run_id`` can be resumed by this experiment and fetch its last checkpoint."""
-    from dlbench.orphans import PID_START_TAG, PID_TAG, process_alive
+    from dlbench.lifecycle import resumable_run
 
-    try:
-        run = client.get_run(run_id)
-    except Exception as exc:
-        raise TrackingError(f"--resume {run_id}: no such run in this store ({first_line(exc)})") from None
-    tags = run.data.tags
-    if tags.get("dlbench.experiment") != experiment_name:
-        raise UsageError(f"--resume {run_id}: that run is of experiment"
-                         f" {tags.get('dlbench.experiment')!r}, not {experiment_name!r}")
-    if run.info.status == "FINISHED":
-        raise UsageError(f"--resume {run_id}: the run already FINISHED; nothing to continue")
-    if run.info.status == "RUNNING" and tags.get(PID_TAG, "").isdigit() \
-            and process_alive(int(tags[PID_TAG]), tags.get(PID_START_TAG)):
-        raise UsageError(f"--resume {run_id}: the run is still running (pid {tags[PID_TAG]})")
+    run = resumable_run(client, run_id, experiment_name)
     target = scratch / "resume"
     target.mkdir(parents=True, exist_ok=True)
     try:
@@ -103,16 +91,9 @@ def load_resume(client, run_id: str, experiment_name: str, scratch: Path) -> Res
 
 def reopen(client, resume: Resume, tags: Mapping[str, str]) -> None:
     """Mark the run RUNNING again, owned by this process; the old failure note goes."""
-    from mlflow.entities import RunTag
+    from dlbench.lifecycle import reopen_run
 
-    client.update_run(resume.run_id, status="RUNNING")
-    client.log_batch(resume.run_id, tags=[RunTag(k, str(v)) for k, v in {
-        **tags, "dlbench.resumed_from_epoch": resume.epoch}.items()], synchronous=True)
-    for key in ("dlbench.error", "mlflow.note.content"):
-        try:
-            client.delete_tag(resume.run_id, key)
-        except Exception:
-            pass  # the tag was not there
+    reopen_run(client, resume.run_id, {**tags, "dlbench.resumed_from_epoch": resume.epoch})
 
 
 def restore_model(path: Path | None) -> Any:

@@ -35,6 +35,15 @@ class TrackingError(DlbenchError):
     """The tracking store cannot be used (unwritable, full, unreachable, unknown run)."""
 
 
+class Pruned(Exception):
+    """Raised inside a sweep's trial when the sweep's pruner stops it at ``step``: the run
+    ends KILLED with tag ``dlbench.pruned``, its metrics so far kept; not a failure."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"pruned at step {step}")
+        self.step = step
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when empty): MLflow and
     SQLAlchemy errors run to many lines, and the CLI prints one."""

@@ -50,10 +50,10 @@ class MetricsCallback(keras.callbacks.Callback):
             return
         self._recorded_epoch = epoch
         now = int(time.time() * 1000)
-        for key, value in (logs or {}).items():
-            value = float(value)
-            if math.isfinite(value):
-                self._pending.append(Metric(self.prefix + key, value, now, epoch + 1))
+        finite = {self.prefix + key: float(value) for key, value in (logs or {}).items()
+                  if math.isfinite(float(value))}
+        self._pending += [Metric(key, value, now, epoch + 1) for key, value in finite.items()]
+        self.tracker.step_logged(finite, epoch + 1)
 
     def on_train_end(self, logs=None):
         self.flush()

@@ -7,7 +7,9 @@ records how it ended, the same way for every kind of run:
 - FINISHED when the block completes;
 - FAILED when it raises (reason in tag ``dlbench.error``, traceback in artifact
   ``error/traceback.txt``), or when the block calls ``outcome.fail(reason)``;
-- KILLED on Ctrl-C or SIGTERM (turned into :class:`Terminated` while the block runs).
+- KILLED on Ctrl-C or SIGTERM (turned into :class:`Terminated` while the block runs);
+- KILLED when a sweep's pruner stops it (:class:`dlbench.errors.Pruned`), tagged
+  ``dlbench.pruned=true`` and ``dlbench.pruned_at_step``, without an error.
 
 While the block runs, MLflow's monitor samples system metrics into the run
 (:mod:`dlbench.system_metrics`); a finished run ends with a Markdown description
@@ -25,18 +27,20 @@ import platform
 import signal
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
 import dlbench
 from dlbench import system_metrics
-from dlbench.errors import DlbenchError
+from dlbench.errors import DlbenchError, Pruned, TrackingError, UsageError, first_line
 from dlbench.notes import NOTE_TAG, write_note
-from dlbench.orphans import process_tags
+from dlbench.orphans import PID_START_TAG, PID_TAG, process_alive, process_tags
 
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "dlbench.error"
 TRACEBACK_FILE = "error/traceback.txt"
+PRUNED_TAG = "dlbench.pruned"
+PRUNED_STEP_TAG = "dlbench.pruned_at_step"
 
 
 class Terminated(BaseException):
@@ -113,12 +117,18 @@ class Outcome:
     status: str = "RUNNING"
     error: str | None = None
     trace: str | None = None
+    tags: dict = field(default_factory=dict)  # recorded with the end
 
     def fail(self, error: str) -> None:
         """End the run FAILED with ``error`` although nothing raised (a sweep's failed trials)."""
         self.status, self.error = "FAILED", error
 
     def caught(self, exc: BaseException) -> None:
+        if isinstance(exc, Pruned):
+            self.status = "KILLED"
+            self.tags = {PRUNED_TAG: "true", PRUNED_STEP_TAG: exc.step,
+                         NOTE_TAG: f"KILLED: {exc} by the sweep's pruner"}
+            return
         self.trace = traceback.format_exc()
         if isinstance(exc, STOPS):
             self.status, self.error = "KILLED", stop_reason(exc)
@@ -173,6 +183,9 @@ def _record_end(tracker, outcome: Outcome, before_end, monitor=None) -> None:
             write_note(tracker.client, tracker.run_id,
                        declared=experiment.metric_names if experiment else (),
                        models=getattr(tracker, "logged_models", ()))
+    if outcome.tags:
+        with contextlib.suppress(Exception):
+            tracker.set_tags(outcome.tags)
     if outcome.error is not None:
         with contextlib.suppress(Exception):
             tracker.set_tags({ERROR_TAG: outcome.error,
@@ -180,3 +193,34 @@ def _record_end(tracker, outcome: Outcome, before_end, monitor=None) -> None:
             if outcome.trace:
                 tracker.log_text(outcome.trace, TRACEBACK_FILE)
     tracker.client.set_terminated(tracker.run_id, outcome.status)
+
+
+def resumable_run(client, run_id: str, experiment_name: str, what: str = "run"):
+    """Run ``run_id`` of ``experiment_name``, if ``--resume`` may continue it: it exists, has
+    not FINISHED and its process is gone; a UsageError (TrackingError) saying why not."""
+    try:
+        run = client.get_run(run_id)
+    except Exception as exc:
+        raise TrackingError(f"--resume {run_id}: no such run in this store ({first_line(exc)})") from None
+    tags = run.data.tags
+    if tags.get("dlbench.experiment") != experiment_name:
+        raise UsageError(f"--resume {run_id}: that {what} is of experiment"
+                         f" {tags.get('dlbench.experiment')!r}, not {experiment_name!r}")
+    if run.info.status == "FINISHED":
+        raise UsageError(f"--resume {run_id}: the {what} already FINISHED; nothing to continue")
+    if run.info.status == "RUNNING" and tags.get(PID_TAG, "").isdigit() \
+            and process_alive(int(tags[PID_TAG]), tags.get(PID_START_TAG)):
+        raise UsageError(f"--resume {run_id}: the {what} is still running (pid {tags[PID_TAG]})")
+    return run
+
+
+def reopen_run(client, run_id: str, tags: Mapping[str, str]) -> None:
+    """Mark an ended run RUNNING again, owned by this process (``tags``: at least
+    :func:`context_tags`); its old failure note goes. How ``--resume`` continues a run."""
+    from mlflow.entities import RunTag
+
+    client.update_run(run_id, status="RUNNING")
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
+    for key in (ERROR_TAG, NOTE_TAG):
+        with contextlib.suppress(Exception):  # the tag was not there
+            client.delete_tag(run_id, key)

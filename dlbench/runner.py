@@ -66,7 +66,10 @@ class RunResult:
         return dict(self.__dict__)
 
 
-def execute(request: RunRequest, registry: Registry, store: Store | None = None) -> RunResult:
+def execute(request: RunRequest, registry: Registry, store: Store | None = None,
+            step_observer=None) -> RunResult:
+    """Run ``request`` to its end and read it back. ``step_observer(key, value, step)`` sees
+    every per-step metric as it is logged (a sweep's pruner; see ``Tracker.observe_steps``)."""
     # Figures are rendered to files, never to a window: no display on servers and CI.
     os.environ.setdefault("MPLBACKEND", "Agg")
     entry = registry.experiment(request.experiment)
@@ -121,6 +124,8 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
         registry=registry,
     )
     ctx.plugin = entry.plugin
+    if step_observer is not None:
+        ctx.observe_steps(step_observer)
     if resume is not None:
         ctx.initial_epoch, ctx.resume_checkpoint = resume.epoch, resume.checkpoint
     registered = None

@@ -1,56 +1,41 @@
-"""A sweep's search: a grid of params run as child runs of one sweep run, on a process pool or Ray.
+"""A sweep: search a space of params with trials run as child runs of one sweep run.
 
-``-p lr=1e-3,1e-4 -p epochs=5,10`` is the cartesian grid of 4 trials. Every value is parsed
-by the param's declared type before anything is written, so a typo in the fourth value costs
-no run. Each trial is an ordinary ``dlbench run`` (the runner's whole life: seed, status,
-failure records) in its own process, nested under the sweep's run with ``mlflow.parentRunId``.
+``dlbench sweep`` validates the whole space first (:mod:`dlbench.axes`), opens the parent
+run and an Optuna study (:mod:`dlbench.study`), then asks the study for a trial's params
+whenever a worker is free (:mod:`dlbench.workers`), tells it how each trial ended, and
+ranks the trials as the experiment declares its metric (:mod:`dlbench.sweep_records`).
 
-Backends:
-- ``local``: a process pool, one fresh process per trial (TensorFlow cannot be reset inside a
-  process, and a crash stays in its trial). The machine's cores are divided among the workers:
-  each trial gets ``cores // workers`` intra-op threads, set before TensorFlow starts.
-- ``ray``: each trial a Ray task that opens its own MLflow run against the same tracking
-  URI, so metrics and artifacts log from the workers. ``RAY_ADDRESS`` picks a cluster; for
-  more than one machine the store must be a shared ``mlflow server`` (see the README).
+- ``--search grid`` queues every point of the grid (first axis slowest; ``--trials K`` runs
+  K of them drawn at random), ``random`` and ``tpe`` sample ``--trials`` points, seeded.
+- ``--prune median|asha``: each trial reports a metric at every step it logs, and the
+  pruner may stop it; a pruned trial counts as done.
+- ``--resume SWEEP_RUN_ID`` continues a sweep that was killed or interrupted: what ended is
+  kept, what was running is asked again, and only the rest of the budget runs.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
-from dlbench.errors import UsageError
+from dlbench.axes import (GRID_LIMIT, Axis, expand_grid, grid_points, grid_size, parse_space,
+                          split_values)
+from dlbench.errors import UsageError, first_line
+from dlbench.sweep_records import (SUPERSEDED_TAG, best_trial, close_dead_trial, failed_trial,
+                                   rank, record_from_run, score, summarize, trial_rows,
+                                   trial_runs)
+from dlbench.workers import thread_budget
+
+__all__ = ["SweepRequest", "SweepResult", "run_sweep", "expand_grid", "split_values", "rank",
+           "best_trial", "trial_rows", "ranking_mode", "thread_budget"]
 
 BACKENDS = ("local", "ray")
-
-
-def split_values(name: str, text: str) -> list[str]:
-    """``"1e-3,1e-4"`` -> ``["1e-3", "1e-4"]``: the values one param takes in the grid."""
-    values = [value.strip() for value in text.split(",")]
-    if any(value == "" for value in values):
-        raise UsageError(
-            f"param {name!r}: empty value in {text!r} (fix: -p {name}=a,b with no empty item)"
-        )
-    return list(dict.fromkeys(values))  # a value given twice is one trial, not two
-
-
-def parse_grid(pairs: Iterable[str]) -> dict[str, list[str]]:
-    """``-p`` options of a sweep -> the values of each axis, in the order given."""
-    from dlbench.declarations import parse_assignments
-
-    return {name: split_values(name, text) for name, text in parse_assignments(list(pairs)).items()}
-
-
-def expand_grid(axes: Mapping[str, list[str]]) -> list[dict[str, str]]:
-    """Every combination of the axes' values: the sweep's trials, first axis slowest."""
-    names = list(axes)
-    return [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
+STORAGE_TAG = "dlbench.sweep.storage"
+STUDY_TAG = "dlbench.sweep.study"
 
 
 def ranking_mode(experiment, metric: str | None, mode: str | None) -> str:
@@ -69,182 +54,17 @@ def ranking_mode(experiment, metric: str | None, mode: str | None) -> str:
     return goal
 
 
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
-
-
-def thread_budget(workers: int, cores: int | None = None) -> tuple[int, int]:
-    """(intra-op, inter-op) TensorFlow threads for each of ``workers`` concurrent trials.
-
-    Unlimited, every trial's TensorFlow sizes its pools to the whole machine and N trials
-    fight over the cores; dividing them keeps each trial's speed predictable.
-    """
-    cores = cores or cpu_cores()
-    intra = max(1, cores // max(1, workers))
-    inter = 2 if intra >= 4 else 1
-    return intra, inter
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """Everything a worker process needs to run one trial; plain data, so it pickles."""
-
-    index: int
-    experiment: str
-    params: Mapping[str, str]
-    store: Any  # dlbench.store.Store
-    parent_run_id: str
-    experiment_name: str
-    quick: bool
-    seed: int
-    data_path: str | None
-    threads: tuple[int, int]
-    run_name: str
-
-
-def run_trial(spec: TrialSpec) -> dict[str, Any]:
-    """One trial, in a worker process: limit threads, then an ordinary run under the parent."""
-    intra, inter = spec.threads
-    for variable, value in (("TF_NUM_INTRAOP_THREADS", intra), ("TF_NUM_INTEROP_THREADS", inter),
-                            ("OMP_NUM_THREADS", intra)):
-        os.environ[variable] = str(value)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from dlbench.registry import load_registry
-    from dlbench.runner import RunRequest, execute
-
-    registry = load_registry()
-    if registry.experiment(spec.experiment).value.tensorflow:
-        import tensorflow as tf
-
-        # Must happen before TensorFlow's first op; the worker is fresh, so it does.
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
-    request = RunRequest(
-        experiment=spec.experiment,
-        params=dict(spec.params),
-        data_path=Path(spec.data_path) if spec.data_path else None,
-        quick=spec.quick,
-        seed=spec.seed,
-        experiment_name=spec.experiment_name,
-        run_name=spec.run_name,
-        parent_run_id=spec.parent_run_id,
-        tags={"dlbench.sweep.trial": str(spec.index), "dlbench.threads.intra_op": str(intra),
-              "dlbench.threads.inter_op": str(inter)},
-    )
-    result = execute(request, registry, store=spec.store)
-    return {"index": spec.index, "sweep_params": dict(spec.params), **result.to_json()}
-
-
-def failed_trial(spec: TrialSpec, exc: BaseException) -> dict[str, Any]:
-    """A trial whose process died before its run could record anything."""
-    return {"index": spec.index, "sweep_params": dict(spec.params), "run_id": None,
-            "status": "FAILED", "metrics": {}, "params": {},
-            "error": f"worker died: {type(exc).__name__}: {exc}", "duration_s": 0.0}
-
-
-Report = Callable[[dict[str, Any]], None]
-
-
-def run_local(specs: list[TrialSpec], workers: int, report: Report) -> None:
-    """Trials on a pool of ``workers`` processes, a fresh one per trial; reported as they end.
-
-    Interrupted, it still reports the trials that recorded their end (KILLED) before raising.
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # "spawn": a forked TensorFlow or MLflow (threads, locks) is not safe to use.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1)
-    futures: dict = {}
-    reported: set = set()
-
-    def collect(future) -> None:
-        reported.add(future)
-        try:
-            report(future.result())
-        except Exception as exc:  # the worker process itself crashed
-            report(failed_trial(futures[future], exc))
-
-    try:
-        futures = {pool.submit(run_trial, spec): spec for spec in specs}
-        for future in as_completed(futures):
-            collect(future)
-    except BaseException as exc:
-        # Ctrl-C already reached the workers (same process group): a second signal could cut
-        # their clean-up short. SIGTERM reached only us: pass it on, once.
-        if not isinstance(exc, KeyboardInterrupt):
-            for process in list(getattr(pool, "_processes", {}).values()):
-                if process.is_alive():
-                    process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        for future in futures:
-            if future not in reported and future.done() and not future.cancelled():
-                collect(future)
-        raise
-    pool.shutdown(wait=True)
-
-
-def run_ray(specs: list[TrialSpec], workers: int, report: Report) -> None:
-    """Trials as Ray tasks, at most ``workers`` at once; ``RAY_ADDRESS`` selects a cluster."""
-    import ray
-
-    started_here = not ray.is_initialized()
-    if started_here:
-        variables = {k: v for k, v in os.environ.items()
-                     if k.startswith(("DLBENCH_", "MLFLOW_")) or k == "PYTHONPATH"}
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=True, runtime_env={"env_vars": variables},
-                 **({} if os.environ.get("RAY_ADDRESS") else {"num_cpus": cpu_cores()}))
-    running: dict = {}
-
-    def collect(ref, timeout=None) -> None:
-        spec = running.pop(ref)
-        try:
-            report(ray.get(ref, timeout=timeout))
-        except Exception as exc:
-            report(failed_trial(spec, exc))
-
-    try:
-        cpus = max(1, specs[0].threads[0]) if specs else 1
-        # max_calls=1: a fresh worker process per trial, as on the local pool (TF threads are
-        # fixed when TF starts, and one trial's TF state must not leak into the next).
-        remote = ray.remote(num_cpus=cpus, max_retries=0, max_calls=1)(run_trial)
-        waiting = list(specs)
-        while waiting or running:
-            while waiting and len(running) < workers:
-                spec = waiting.pop(0)
-                running[remote.remote(spec)] = spec
-            done, _ = ray.wait(list(running), num_returns=1)
-            for ref in done:
-                collect(ref)
-    except BaseException:
-        # A KeyboardInterrupt in each task: its run records KILLED, then the task returns.
-        for ref in list(running):
-            ray.cancel(ref, force=False)
-        for ref in list(running):
-            collect(ref, timeout=60)
-        raise
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-BACKEND_RUNNERS: dict[str, Callable[[list[TrialSpec], int, Report], None]] = {
-    "local": run_local,
-    "ray": run_ray,
-}
-
-
 @dataclass
 class SweepRequest:
     """What ``dlbench sweep`` was asked, as typed."""
 
     experiment: str
-    grid: Mapping[str, list[str]]
+    space: tuple[str, ...] = ()  # the -p options, KEY=AXIS
+    search: str | None = None  # grid when every axis is a list, else tpe
+    trials: int | None = None
+    prune: str = "none"
+    prune_metric: str | None = None
+    storage: str | None = None
     workers: int = 1
     backend: str = "local"
     quick: bool = False
@@ -255,6 +75,27 @@ class SweepRequest:
     experiment_name: str | None = None
     run_name: str | None = None
     tracking_uri: str | None = None
+    resume: str | None = None  # the parent run id of a sweep to continue
+
+
+@dataclass
+class SweepPlan:
+    """A checked request: everything that decides the sweep's trials. Kept in the study, so
+    that ``--resume`` continues exactly this sweep."""
+
+    experiment: str
+    axes: dict[str, str]  # name -> the axis as typed (normalized)
+    search: str
+    trials: int
+    prune: str
+    prune_metric: str | None
+    prune_sign: float  # -1 when the pruning metric's goal is opposite to the ranked one's
+    metric: str | None
+    mode: str
+    seed: int
+    quick: bool
+    data_path: str | None
+    experiment_name: str
 
 
 @dataclass
@@ -276,29 +117,6 @@ class SweepResult:
         return {**self.__dict__, "best": self.best}
 
 
-def _score(trial: dict[str, Any], metric: str | None) -> float | None:
-    if trial.get("status") != "FINISHED" or metric is None:
-        return None
-    value = trial.get("metrics", {}).get(metric)
-    return None if value is None else float(value)
-
-
-def best_trial(ranked: list[dict[str, Any]], metric: str | None) -> dict[str, Any] | None:
-    """The first of the ranked trials, when it finished with a value of ``metric``."""
-    return ranked[0] if ranked and _score(ranked[0], metric) is not None else None
-
-
-def rank(trials: list[dict[str, Any]], metric: str | None, mode: str) -> list[dict[str, Any]]:
-    """Best first: finished trials by the metric, then trials without it, then failures."""
-    def key(trial):
-        score = _score(trial, metric)
-        if score is None:
-            return (1 if trial.get("status") == "FINISHED" else 2, 0.0, trial["index"])
-        return (0, -score if mode == "max" else score, trial["index"])
-
-    return sorted(trials, key=key)
-
-
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose: {', '.join(BACKENDS)})")
@@ -311,95 +129,341 @@ def check_backend(backend: str) -> None:
             ) from None
 
 
-def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = print) -> SweepResult:
-    """Validate the whole grid, open the sweep's parent run, run the trials, rank them."""
-    from dlbench.lifecycle import ending, start_run
-    from dlbench.orphans import repair_orphans_quietly
-    from dlbench.runner import check_data_path, run_tags
-    from dlbench.store import experiment_id, open_store, resolve_store
-    from dlbench.tracker import Tracker
+def check_storage(url: str) -> None:
+    """A ``--storage`` that cannot be opened is a usage error, before anything is written."""
+    from dlbench.study import open_storage
 
-    entry = registry.experiment(request.experiment)
-    experiment = entry.value
-    check_backend(request.backend)
-    if not request.grid:
+    try:
+        open_storage(url)
+    except Exception as exc:
+        raise UsageError(f"--storage {url}: cannot open it ({first_line(exc)}); fix: a path for"
+                         " a journal file, sqlite:///..., postgresql://... or grpc://HOST:PORT")
+
+
+def make_plan(request: SweepRequest, experiment) -> tuple[SweepPlan, dict[str, Axis]]:
+    """Check everything about the request before anything is written (UsageError otherwise)."""
+    from dlbench.runner import check_data_path
+
+    if not request.space:
         raise UsageError("a sweep needs at least one -p KEY=V1,V2 (fix: -p lr=0.1,0.01)")
-    points = expand_grid(request.grid)
-    for point in points:
-        experiment.resolve_params(point, quick=request.quick)  # every value, before any run
+    axes = parse_space(request.space, experiment)
+    search = request.search or ("grid" if all(a.kind == "list" for a in axes.values()) else "tpe")
+    if search == "grid":
+        for axis in axes.values():
+            if not axis.discrete:
+                raise UsageError(
+                    f"--search grid cannot enumerate axis {axis.name}={axis.text} (fix: list"
+                    f" its values, -p {axis.name}=a,b,c, or --search tpe --trials N)")
+        size = grid_size(axes)
+        if request.trials is None and size > GRID_LIMIT:
+            raise UsageError(f"the grid has {size:,} points, more than {GRID_LIMIT:,} (fix:"
+                             " --trials N runs N of them drawn at random, or give fewer values)")
+        trials = min(size, request.trials or size)
+    elif request.trials is None:
+        raise UsageError(f"--search {search} needs a budget (fix: --trials 20)")
+    else:
+        trials = request.trials
     check_data_path(request.data_path)
     metric = request.metric or (experiment.metric_names[0] if experiment.logs else None)
     mode = ranking_mode(experiment, metric, request.mode)
+    prune_metric, sign = None, 1.0
+    if request.prune != "none":
+        prune_metric = request.prune_metric or metric
+        if prune_metric is None:
+            raise UsageError(f"--prune {request.prune} needs a metric to watch (fix: --metric NAME"
+                             " or --prune-metric NAME)")
+        if experiment.logs and prune_metric not in experiment.metric_names:
+            raise UsageError(f"--prune-metric {prune_metric}: experiment {experiment.name!r} logs"
+                             f" no such metric (known: {', '.join(experiment.metric_names)})")
+        sign = 1.0 if (experiment.goal(prune_metric) or mode) == mode else -1.0
+    plan = SweepPlan(
+        experiment=experiment.name, axes={n: a.text for n, a in axes.items()}, search=search,
+        trials=trials, prune=request.prune, prune_metric=prune_metric, prune_sign=sign,
+        metric=metric, mode=mode, seed=request.seed, quick=request.quick,
+        data_path=str(request.data_path) if request.data_path else None,
+        experiment_name=request.experiment_name or experiment.name)
+    return plan, axes
 
+
+@dataclass
+class Sitting:
+    """One process's part of a sweep: the whole of it, or what a ``--resume`` continues."""
+
+    plan: SweepPlan
+    axes: dict[str, Axis]
+    study: Any
+    storage: str
+    client: Any
+    store: Any
+    parent_id: str
+    experiment_id: str
+    workers: int
+    backend: str
+    log: Callable[[str], None]
+    records: list[dict[str, Any]] = field(default_factory=list)  # every trial that ended
+    asked: dict[int, Any] = field(default_factory=dict)  # running trials, by number
+
+    @property
+    def done(self) -> list[dict[str, Any]]:
+        """The trials that count against the budget (an interrupted one is asked again)."""
+        return [t for t in self.records if t["state"] != "interrupted"]
+
+    @property
+    def left(self) -> int:
+        return self.plan.trials - len(self.done) - len(self.asked)
+
+
+def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = print) -> SweepResult:
+    """Validate the whole space, open the sweep's parent run and study, run the trials, rank."""
+    from dlbench.lifecycle import start_run
+    from dlbench.orphans import repair_orphans_quietly
+    from dlbench.runner import run_tags
+    from dlbench.store import experiment_id, open_store, resolve_store
+    from dlbench.study import create_study, default_storage, queue_points
+
+    check_backend(request.backend)
+    if request.resume:
+        return resume_sweep(request, registry, log)
+    entry = registry.experiment(request.experiment)
+    plan, axes = make_plan(request, entry.value)
+    if request.storage:
+        check_storage(request.storage)
     store = resolve_store(request.tracking_uri)
     client = open_store(store)
     repair_orphans_quietly(client)
-    name = request.experiment_name or experiment.name
-    exp_id = experiment_id(client, name, store)
-    threads = thread_budget(request.workers)
+    exp_id = experiment_id(client, plan.experiment_name, store)
     parent_id = start_run(client, exp_id, name=request.run_name, tags={
         **run_tags(entry), "dlbench.sweep": "true", "dlbench.sweep.backend": request.backend,
-        "mlflow.source.name": "dlbench sweep " + experiment.name,
+        "mlflow.source.name": "dlbench sweep " + plan.experiment,
     })
-    scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-sweep-{parent_id[:8]}-"))
-    tracker = Tracker(client, parent_id, scratch)
-    specs = [
-        TrialSpec(index=i, experiment=experiment.name, params=point, store=store,
-                  parent_run_id=parent_id, experiment_name=name, quick=request.quick,
-                  seed=request.seed, data_path=str(request.data_path) if request.data_path else None,
-                  threads=threads, run_name=f"trial-{i}")
-        for i, point in enumerate(points)
-    ]
+    storage = request.storage or default_storage(store, parent_id)
+    if "://" not in storage:  # a journal file: the same path for workers in other folders
+        storage = str(Path(storage).resolve())
+    sitting = Sitting(plan, axes, None, storage, client, store, parent_id, exp_id,
+                      request.workers, request.backend, log)
+
+    def begin(tracker) -> None:
+        tracker.log_params({**plan.axes, "trials": plan.trials, "workers": request.workers,
+                            "backend": request.backend, "seed": plan.seed, "quick": plan.quick,
+                            "metric": plan.metric or "", "mode": plan.mode,
+                            "search": plan.search, "prune": plan.prune,
+                            "prune_metric": plan.prune_metric or ""})
+        tracker.set_tags({STORAGE_TAG: storage, STUDY_TAG: parent_id})
+        sitting.study = create_study(storage, parent_id, mode=plan.mode, search=plan.search,
+                                     seed=plan.seed, trials=plan.trials, prune=plan.prune,
+                                     plan=asdict(plan))
+        if plan.search == "grid":
+            queue_points(sitting.study, grid_points(axes, plan.trials, plan.seed))
+
+    return _sit(sitting, begin)
+
+
+def resume_sweep(request: SweepRequest, registry, log: Callable[[str], None]) -> SweepResult:
+    """Continue sweep ``request.resume``: keep what ended, ask again what was running."""
+    from dlbench.lifecycle import context_tags, reopen_run, resumable_run
+    from dlbench.orphans import repair_orphans_quietly
+    from dlbench.store import open_store, resolve_store
+    from dlbench.study import PLAN_ATTR, load_study
+
+    parent_id = request.resume
+    given = [name for name, value in (("-p", request.space), ("--search", request.search),
+                                      ("--trials", request.trials), ("--metric", request.metric),
+                                      ("--mode", request.mode), ("--storage", request.storage),
+                                      ("--prune-metric", request.prune_metric),
+                                      ("--prune", request.prune != "none")) if value]
+    if given:
+        raise UsageError(f"--resume continues the sweep as it was planned (fix: drop"
+                         f" {', '.join(given)})")
+    store = resolve_store(request.tracking_uri)
+    client = open_store(store, create=False)
+    repair_orphans_quietly(client)  # the killed sweep and its running trials are orphans now
+    parent = resumable_run(client, parent_id, request.experiment, what="sweep")
+    tags = parent.data.tags
+    if tags.get("dlbench.sweep") != "true" or STORAGE_TAG not in tags:
+        raise UsageError(f"--resume {parent_id}: not a sweep run that can be resumed (fix: pass"
+                         " the parent run id that dlbench sweep printed)")
+    storage = tags[STORAGE_TAG]
+    try:
+        study = load_study(storage, tags[STUDY_TAG])
+        plan = SweepPlan(**study.user_attrs[PLAN_ATTR])
+    except Exception as exc:
+        raise UsageError(f"--resume {parent_id}: its study in {storage} cannot be read"
+                         f" ({first_line(exc)}); fix: start the sweep again") from None
+    experiment = registry.experiment(plan.experiment).value
+    axes = parse_space([f"{k}={v}" for k, v in plan.axes.items()], experiment)
+    # A fresh sampler with the sweep's seed would draw the first points again.
+    study = load_study(storage, tags[STUDY_TAG], search=plan.search, prune=plan.prune,
+                       seed=plan.seed + len(study.trials), trials=plan.trials)
+    sitting = Sitting(plan, axes, study, storage, client, store, parent_id,
+                      parent.info.experiment_id, request.workers, request.backend, log)
+    _settle_interrupted(sitting)
+    reopen_run(client, parent_id, {**context_tags(), "dlbench.sweep.resumed_at":
+                                   f"{len(sitting.done)} of {plan.trials} trials"})
+    return _sit(sitting, lambda tracker: None)
+
+
+def _settle_interrupted(s: Sitting) -> None:
+    """Read back the trials that ended, and ask again those that did not: what was running
+    when the sweep died is recorded FAILED (its run is an orphan) and superseded."""
+    from optuna.trial import Trial, TrialState
+
+    from dlbench.study import SUPERSEDED_ATTR, as_text, planned_params, queue_points
+
+    runs = trial_runs(s.client, s.experiment_id, s.parent_id)
+    again, kept = [], []
+    for trial in s.study.get_trials(deepcopy=False):
+        run = runs.get(trial.number)
+        record = record_from_run(run, as_text(trial.params)) if run is not None else None
+        if trial.state == TrialState.RUNNING:
+            if record is not None and record["state"] in ("finished", "pruned"):
+                _tell(s, trial.number, record)  # it ended; the sweep died before hearing it
+            else:
+                Trial(s.study, trial._trial_id).set_user_attr(SUPERSEDED_ATTR, True)
+                s.study.tell(trial.number, state=TrialState.FAIL)
+                again.append(planned_params(trial))
+                if run is not None:
+                    s.client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
+                continue
+        elif trial.user_attrs.get(SUPERSEDED_ATTR):
+            continue
+        kept.append(planned_params(trial))
+        if trial.state == TrialState.WAITING:
+            continue
+        s.records.append(record or failed_trial(_spec(s, trial.number, as_text(trial.params)),
+                                                trial.user_attrs.get("dlbench.error", "failed")))
+    if s.plan.search == "grid":  # whatever of the grid is neither done nor queued
+        again = _missing(grid_points(s.axes, s.plan.trials, s.plan.seed), kept)
+    queue_points(s.study, [p for p in again if set(p) == set(s.axes)])
+    s.log(f"sweep {s.parent_id}: resuming with {len(s.records)} of {s.plan.trials} trials done"
+          f", {len(again)} asked again")
+
+
+def _missing(points: list[dict], present: list[dict]) -> list[dict]:
+    """``points`` less one of each in ``present`` (a grid point may appear more than once)."""
+    left = [dict(p) for p in present]
+    missing = []
+    for point in points:
+        if point in left:
+            left.remove(point)
+        else:
+            missing.append(point)
+    return missing
+
+
+def _sit(s: Sitting, begin: Callable) -> SweepResult:
+    """Run what is left of the sweep under its parent run, which ends like any run."""
+    from dlbench.lifecycle import ending
+    from dlbench.tracker import Tracker
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"dlbench-sweep-{s.parent_id[:8]}-"))
+    tracker = Tracker(s.client, s.parent_id, scratch)
     started = time.monotonic()
-    trials: list[dict[str, Any]] = []
+    searched = s.plan.search != "grid" or s.plan.prune != "none"
 
-    def report(trial: dict[str, Any]) -> None:
-        trials.append(trial)
-        shown = _score(trial, metric)
-        log(f"trial {trial['index']} {trial['status']} ({len(trials)}/{len(specs)})"
-            + (f" {metric}={shown:.4g}" if shown is not None else "")
-            + (f": {trial['error']}" if trial.get("error") else ""))
-
-    def summarize(outcome) -> None:
-        _summarize_parent(tracker, rank(trials, metric, mode), metric)
+    def summarize_parent(outcome) -> None:
+        summarize(tracker, rank(s.records, s.plan.metric, s.plan.mode), s.plan.metric,
+                  complete=len(s.done) == s.plan.trials, study=s.study if searched else None)
 
     try:
-        with ending(tracker, before_end=summarize) as outcome:
-            tracker.log_params({**{k: ",".join(v) for k, v in request.grid.items()},
-                                "trials": len(specs), "workers": request.workers,
-                                "backend": request.backend, "seed": request.seed,
-                                "quick": request.quick, "metric": metric or "", "mode": mode})
-            log(f"sweep {parent_id}: {len(specs)} trials on {request.backend} with"
-                f" {request.workers} worker(s), {threads[0]} intra-op thread(s) each")
-            BACKEND_RUNNERS[request.backend](specs, request.workers, report)
-            failed = [t for t in trials if t["status"] != "FINISHED"]
+        with ending(tracker, before_end=summarize_parent) as outcome:
+            begin(tracker)
+            _drive(s)
+            failed = [t for t in s.records if t["state"] == "failed"]
             if failed:
-                outcome.fail(f"{len(failed)} of {len(specs)} trials did not finish")
+                outcome.fail(f"{len(failed)} of {len(s.records)} trials did not finish")
+            _note_unpruned(s)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return SweepResult(run_id=parent_id, experiment_id=exp_id, status=outcome.status,
-                       metric=metric, mode=mode, trials=rank(trials, metric, mode),
-                       error=outcome.error, duration_s=round(time.monotonic() - started, 3))
+    return SweepResult(run_id=s.parent_id, experiment_id=s.experiment_id, status=outcome.status,
+                       metric=s.plan.metric, mode=s.plan.mode,
+                       trials=rank(s.records, s.plan.metric, s.plan.mode), error=outcome.error,
+                       duration_s=round(time.monotonic() - started, 3))
 
 
-def _summarize_parent(tracker, ranked, metric) -> None:
-    """The parent carries the comparison: the ranked table and the best trial."""
-    tracker.log_table(trial_rows(ranked, metric)[0], "sweep/trials.csv")
-    tags = {"dlbench.sweep.trials": len(ranked),
-            "dlbench.sweep.finished": sum(t["status"] == "FINISHED" for t in ranked)}
-    best = best_trial(ranked, metric)
-    if best is not None:
-        tags["dlbench.sweep.best_run_id"] = best["run_id"]
-        tracker.log_metric(f"best_{metric}", _score(best, metric))
-    tracker.set_tags(tags)
+def _spec(s: Sitting, index: int, params: Mapping[str, str], trial_id: int | None = None):
+    from dlbench.study import StudyRef
+    from dlbench.workers import TrialSpec
+
+    ref = None
+    if s.plan.prune != "none":
+        ref = StudyRef(storage=s.storage, name=s.parent_id, prune=s.plan.prune,
+                       metric=s.plan.prune_metric, sign=s.plan.prune_sign)
+    return TrialSpec(index=index, params=dict(params), seed=s.plan.seed,
+                     experiment=s.plan.experiment, store=s.store, parent_run_id=s.parent_id,
+                     experiment_name=s.plan.experiment_name, quick=s.plan.quick,
+                     data_path=s.plan.data_path, threads=thread_budget(s.workers),
+                     study=ref, trial_id=trial_id)
 
 
-def trial_rows(ranked: list[dict[str, Any]], metric: str | None) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per trial, best first, and the columns: what ``dlbench sweep`` prints and the
-    sweep run keeps as ``sweep/trials.csv``."""
-    axes = list(dict.fromkeys(k for t in ranked for k in t["sweep_params"]))
-    score = metric or "metric"
-    rows = [{"rank": i + 1, "run_id": t["run_id"], "status": t["status"], **t["sweep_params"],
-             score: _score(t, metric), "seconds": t.get("duration_s")}
-            for i, t in enumerate(ranked)]
-    return rows, ["rank", "run_id", "status", *axes, score, "seconds"]
+def _drive(s: Sitting) -> None:
+    """Ask a trial whenever a worker is free, tell the study how each one ended."""
+    from dlbench.study import as_text, distributions
+    from dlbench.workers import WorkerSetup, open_workers
+
+    if s.left <= 0:
+        return
+    space = distributions(s.axes)
+    threads = thread_budget(s.workers)
+    s.log(f"sweep {s.parent_id}: {s.left} trials ({s.plan.search} search, prune"
+          f" {s.plan.prune}) on {s.backend} with {s.workers} worker(s), {threads[0]} intra-op"
+          " thread(s) each")
+    with open_workers(s.backend, s.workers, WorkerSetup(s.plan.experiment, threads)) as pool:
+        try:
+            while s.left > 0 or pool.busy:
+                while s.left > 0 and pool.capacity:
+                    trial = s.study.ask(space)
+                    s.asked[trial.number] = trial
+                    # Trial ids are how a worker's Trial(study, id) reports to this study.
+                    pool.submit(_spec(s, trial.number, as_text(trial.params), trial._trial_id))
+                _settle(s, pool.next_result())
+        except BaseException as exc:
+            for record in pool.stop(terminate=not isinstance(exc, KeyboardInterrupt)):
+                _settle(s, record)
+            raise
+
+
+def _settle(s: Sitting, record: dict) -> None:
+    """Tell the study how a trial ended, keep its record, and print its line."""
+    if record["run_id"] is None and record["state"] == "failed":
+        record["run_id"] = close_dead_trial(s.client, s.experiment_id, s.parent_id,
+                                            record["index"], record["error"])
+    if record["state"] == "interrupted":
+        s.asked.pop(record["index"], None)  # left RUNNING in the study: --resume asks it again
+    else:
+        _tell(s, record["index"], record)
+    s.records.append(record)
+    ranked = [t for t in rank(s.records, s.plan.metric, s.plan.mode)
+              if score(t, s.plan.metric) is not None]
+    value = score(record, s.plan.metric)
+    place = f" rank {ranked.index(record) + 1}/{len(ranked)}" if value is not None else ""
+    shown = f" {s.plan.metric}={value:.4g}" if value is not None else ""
+    how = (f"pruned at step {record['pruned_at_step']}" if record["state"] == "pruned"
+           else record["state"])
+    s.log(f"trial {record['index']} {how} ({len(s.records)}/{s.plan.trials}){shown}{place}"
+          f" {record.get('duration_s') or 0:.1f} s"
+          + (f": {record['error']}" if record["state"] == "failed" and record.get("error") else ""))
+
+
+def _tell(s: Sitting, number: int, record: dict) -> None:
+    from optuna.trial import TrialState
+
+    trial = s.asked.pop(number, None)
+    value = score(record, s.plan.metric)
+    if record["state"] == "pruned":
+        s.study.tell(number, state=TrialState.PRUNED)
+    elif value is not None:
+        s.study.tell(number, value)
+    else:
+        if trial is not None and record.get("error"):
+            trial.set_user_attr("dlbench.error", record["error"])
+        s.study.tell(number, state=TrialState.FAIL)
+
+
+def _note_unpruned(s: Sitting) -> None:
+    """Pruning needs a metric logged with a step; say so when none was."""
+    if s.plan.prune == "none":
+        return
+    if not any(t.intermediate_values for t in s.study.get_trials(deepcopy=False)):
+        s.log(f"note: --prune {s.plan.prune} had nothing to watch: no trial logged"
+              f" {s.plan.prune_metric!r} with a step (fix: --prune-metric NAME of a per-epoch"
+              " metric, e.g. val_loss)")

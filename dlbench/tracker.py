@@ -28,6 +28,7 @@ class Tracker:
         self._metric_callbacks: list = []  # what keras_callback() handed out; flushed together
         self.logged_models: list = []  # dlbench.models.LoggedModel, this run's and its children's
         self.plugin = None  # the experiment's PluginInfo: its distribution is pinned in models
+        self._step_observers: list = []  # see observe_steps()
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -38,6 +39,20 @@ class Tracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+        if step is not None:
+            self.step_logged(metrics, step)
+
+    def observe_steps(self, observer) -> None:
+        """Call ``observer(key, value, step)`` for every metric logged with a step, from
+        ``log_metric(..., step=)`` and ``keras_callback()`` alike (how a sweep's pruner
+        watches a trial, whatever the plugin logs with). It may raise to stop the run."""
+        self._step_observers.append(observer)
+
+    def step_logged(self, metrics: Mapping[str, float], step: int) -> None:
+        """Tell the observers that ``metrics`` of ``step`` were logged (or buffered)."""
+        for observer in self._step_observers:
+            for key, value in metrics.items():
+                observer(key, float(value), step)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

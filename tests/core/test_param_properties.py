@@ -7,7 +7,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dlbench.errors import UsageError
-from dlbench.declarations import FALSE_WORDS, TRUE_WORDS, Param, parse_assignments
+from dlbench.axes import parse_space
+from dlbench.declarations import FALSE_WORDS, TRUE_WORDS, Experiment, Param, parse_assignments
 from dlbench.search import expand_grid, split_values
 
 keys = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
@@ -102,3 +103,51 @@ def test_grid_is_the_cartesian_product(axes):
         assume(point)
         assert set(point) == set(axes)
         assert all(int(point[k]) in axes[k] for k in point)
+
+
+# -- a sweep's axes: uniform(a,b), loguniform(a,b), int(a,b[,log]), choice(...) -------------------
+
+BOUNDED = Experiment(name="x", summary="x", run=print, params=(
+    Param("x", float, 0.0, "x", low=-1.0, high=1.0), Param("n", int, 1, "n", low=1, high=1000),
+    Param("mode", str, "plain", "m", choices=("plain", "fancy"))))
+unit_floats = st.floats(min_value=-1.0, max_value=1.0, allow_nan=False)
+
+
+@given(unit_floats, unit_floats)
+def test_a_float_range_inside_the_bounds_round_trips_exactly(a, b):
+    assume(a < b)
+    axis = parse_space([f"x=uniform({a!r},{b!r})"], BOUNDED)["x"]
+    assert (axis.kind, axis.low, axis.high, axis.log) == ("uniform", a, b, False)
+
+
+@given(st.integers(1, 1000), st.integers(1, 1000), st.booleans())
+def test_an_int_range_is_inclusive_and_ordered(a, b, log):
+    text = f"n=int({a},{b}{',log' if log else ''})"
+    if a <= b:
+        axis = parse_space([text], BOUNDED)["n"]
+        assert (axis.low, axis.high, axis.log) == (a, b, log)
+    else:
+        with pytest.raises(UsageError, match="the low bound must be below the high one"):
+            parse_space([text], BOUNDED)
+
+
+@given(st.sampled_from(["x", "n", "mode"]), st.sampled_from(["uniform", "loguniform", "int",
+                                                            "choice"]),
+       st.lists(st.one_of(st.floats(allow_nan=True), st.integers(-5, 2000),
+                          st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=8)),
+                max_size=4))
+def test_any_axis_either_parses_within_the_declared_bounds_or_is_one_usage_error(name, kind, items):
+    text = f"{name}={kind}({','.join(map(str, items))})"
+    param = BOUNDED.param(name)
+    try:
+        axis = parse_space([text], BOUNDED)[name]
+    except UsageError as exc:
+        assert str(exc).startswith(f"axis {text}: ") and "\n" not in str(exc)
+        return
+    if axis.discrete:
+        assert all(param.parse(v) is not None for v in axis.values)
+    else:
+        assert param.type is (int if axis.kind == "int" else float)
+        param.check(axis.low), param.check(axis.high)
+        assert axis.low < axis.high or (axis.kind == "int" and axis.low == axis.high)
+        assert not axis.log or axis.low > 0
