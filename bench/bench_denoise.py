@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 COURSE = Path(os.environ.get("DLBENCH_TEST_DATA", REPO.parent / "shared" / "data")) / "course"
 EXPERIMENTS = ("denoise_dense", "denoise_conv1d")
 DATASETS = ("course", "synth")
@@ -50,17 +51,18 @@ EVALUATIONS = ("course", "synth", "course>synth", "synth>course")
 SCORES = ("snr_in_db", "snr_db", "snr_gain_db", "si_sdr_db", "pesq", "stoi", "oracle_snr_db")
 
 PREVIOUS = {  # the defaults before the cross-dataset round, as -p values
-    "denoise_dense": ["normalization=none"],
+    "denoise_dense": ["normalization=none", "jit_compile=false"],
     "denoise_conv1d": ["normalization=none", "schedule=constant", "learning_rate=3e-4",
-                       "epochs=200", "patience=8", "ema_momentum=0.995", "warmup_epochs=0"],
+                       "patience=8", "ema_momentum=0.995", "train_frames=0",
+                       "output_init=he_normal"],
 }
 SEED = {  # the course seed's full settings (README, experiments table)
     "denoise_dense": ["output=magnitude", "compression=none", "scaling=none", "frame_shifts=1",
-                      "normalization=none"],
+                      "normalization=none", "jit_compile=false"],
     "denoise_conv1d": ["output=magnitude", "target=magnitude", "compression=none", "scaling=none",
                        "kernel_size=3", "pool_size=2", "dropout=0", "ema_momentum=0",
                        "learning_rate=1e-3", "normalization=none", "schedule=constant",
-                       "epochs=200", "patience=8", "warmup_epochs=0"],
+                       "patience=8", "train_frames=0", "output_init=he_normal"],
 }
 RECIPES = {"default": {}, "previous": PREVIOUS, "seed": SEED}
 
