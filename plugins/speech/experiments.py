@@ -3,14 +3,16 @@
 Both read like the Keras example they came from:
 
 1. data: noisy and clean STFT magnitudes (n_fft 1024, hop 512, Hann; 513 bins per frame);
-   the network's input is the noisy one log1p-compressed and scaled by the training input's
-   peak, each frame stacked with ``context`` neighbours on either side (``features.py``);
+   the network's input is the noisy one brought to the training audio's level
+   (``normalization``), log1p-compressed and scaled by the training input's peak, each frame
+   stacked with ``context`` neighbours on either side (``features.py``);
 2. model: ``denoise_dense`` or ``denoise_conv1d`` (``models.py``);
 3. train: the ReLU output is a gain per bin (``output=mask``, the default; ``max_gain`` caps
    it) whose product with the noisy magnitude is fitted to the clean magnitude by MSE on
    linear magnitudes, or (``output=magnitude``, the seed) the compressed clean magnitude
    itself; ``target=phase_sensitive`` fits the part of the clean magnitude in phase with the
-   noisy STFT instead (``training.py``);
+   noisy STFT instead; Adam at a constant rate or warmed up and decayed over a budget of
+   training frames (``schedule``, ``train_frames``; ``training.py``);
 4. evaluate: the denoised audio against the clean reference, beside the noisy input and the
    oracle (``evaluation.py``, through the same :class:`Denoiser` as ``dlbench denoise``);
 5. keep: every clip's audio, spectrograms, the loss curve, and the denoiser (network and

@@ -124,7 +124,9 @@ def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tm
     assert run.info.status == "FINISHED" and set(SCORES) <= set(run.data.metrics)
     params = run.data.params
     assert params["target"] == "phase_sensitive"
-    assert params["max_gain"] == "1.0" and params["pool_size"] == "4" and params["ema_momentum"] == "0.995"
+    assert params["max_gain"] == "1.0" and params["pool_size"] == "4"
+    assert params["normalization"] == "recording" and params["output_init"] == "half_gain"
+    assert run.data.tags["dlbench.speech.jit_compile"] == "false"
 
     local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
     network = keras.saving.load_model(local)

@@ -250,3 +250,17 @@ def test_a_frame_budget_sets_the_epochs_whatever_the_dataset_size():
     assert training_epochs(2000, {**params, "train_frames": 0}) == 200
     schedule = learning_rate_schedule(params, 1e-3, frames=2000)  # decays over 4 x 20 steps
     assert float(schedule(79)) > 0 and float(schedule(80)) == pytest.approx(0, abs=1e-12)
+
+
+@pytest.mark.parametrize("output_init, spread", [("half_gain", 0.0), ("he_normal", 0.05)])
+def test_half_gain_starts_every_bin_at_half_the_ceiling(output_init, spread):
+    from dlbench_plugins.speech.models import build_conv1d
+
+    params = {"kernel_size": 3, "pool_size": 4, "output": "mask", "max_gain": 1.0,
+              "output_init": output_init}
+    x = np.random.default_rng(0).random((16, 513, 1), dtype="float32")
+    gains = build_conv1d((513, 1), params).predict(x, verbose=0)
+    if spread:
+        assert gains.std() > spread and np.mean(gains == 0) > 0.2  # many bins start dead
+    else:
+        np.testing.assert_allclose(gains, 0.5)
