@@ -22,17 +22,18 @@ def output_layers(bins, params):
     """Dense(bins) with its ReLU; in mask mode the ReLU stops at ``max_gain`` (0: no ceiling).
 
     A gain above 1 amplifies a noisy bin, which a clean signal under additive noise rarely
-    needs, so a mask may be capped (``max_gain``). He-normal weights on conv1d's 8,192 inputs
-    start most gains below 0 or above the cap, where the capped ReLU passes no gradient, and
-    training first spends epochs bringing them back; ``output_init=half_gain`` starts every
-    gain at half the ceiling instead.
+    needs, so a mask may be capped (``max_gain``). He-normal weights start about half of the
+    gains below 0, where the ReLU passes no gradient; ``output_init=half_gain`` starts every
+    gain at half the ceiling instead, inside the range where it learns (with it conv1d trains
+    at a rate that left it far behind otherwise: docs/RESULTS.md).
     """
+    import keras
     from keras import layers
 
     ceiling = params.get("max_gain", 0.0) if params.get("output") == "mask" else 0.0
     if params.get("output_init", "he_normal") == "half_gain" and params.get("output") == "mask":
         start = {"kernel_initializer": "zeros",
-                 "bias_initializer": keras_constant((ceiling or 1.0) / 2)}
+                 "bias_initializer": keras.initializers.Constant((ceiling or 1.0) / 2)}
     else:
         start = {"kernel_initializer": "he_normal"}
     if not ceiling:
@@ -41,12 +42,6 @@ def output_layers(bins, params):
         layers.Dense(bins, **start),
         layers.ReLU(max_value=ceiling, name="gain"),
     ]
-
-
-def keras_constant(value):
-    import keras
-
-    return keras.initializers.Constant(value)
 
 
 def build_dense(input_shape, params):
