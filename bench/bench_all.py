@@ -130,7 +130,7 @@ def row_overhead(args) -> dict | str:
             "value": f"{(trained - bare) / bare:+.1%}",
             "detail": f"dlbench {trained:.1f} s vs bare Keras {bare:.1f} s,"
                       f" {int(summary['metrics']['epochs_trained'])} epochs",
-            "command": "python bench/bench_denoise.py --only denoise_dense"}
+            "command": "python bench/bench_denoise.py --overhead --only denoise_dense"}
 
 
 def row_memory(args) -> dict | str:

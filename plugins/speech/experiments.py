@@ -3,14 +3,16 @@
 Both read like the Keras example they came from:
 
 1. data: noisy and clean STFT magnitudes (n_fft 1024, hop 512, Hann; 513 bins per frame);
-   the network's input is the noisy one log1p-compressed and scaled by the training input's
-   peak, each frame stacked with ``context`` neighbours on either side (``features.py``);
+   the network's input is the noisy one brought to the training audio's level
+   (``normalization``), log1p-compressed and scaled by the training input's peak, each frame
+   stacked with ``context`` neighbours on either side (``features.py``);
 2. model: ``denoise_dense`` or ``denoise_conv1d`` (``models.py``);
 3. train: the ReLU output is a gain per bin (``output=mask``, the default; ``max_gain`` caps
    it) whose product with the noisy magnitude is fitted to the clean magnitude by MSE on
    linear magnitudes, or (``output=magnitude``, the seed) the compressed clean magnitude
    itself; ``target=phase_sensitive`` fits the part of the clean magnitude in phase with the
-   noisy STFT instead (``training.py``);
+   noisy STFT instead; Adam at a constant rate or warmed up and decayed over a budget of
+   training frames (``schedule``, ``train_frames``; ``training.py``);
 4. evaluate: the denoised audio against the clean reference, beside the noisy input and the
    oracle (``evaluation.py``, through the same :class:`Denoiser` as ``dlbench denoise``);
 5. keep: every clip's audio, spectrograms, the loss curve, and the denoiser (network and
@@ -26,11 +28,11 @@ from dlbench import Experiment, Metric, Param
 from dlbench_plugins.speech.evaluation import evaluate, summarize
 from dlbench_plugins.speech.features import TARGETS, load_features
 from dlbench_plugins.speech.inference import MODEL_ARTIFACT, Denoiser
-from dlbench_plugins.speech.models import build_conv1d, build_dense
+from dlbench_plugins.speech.models import OUTPUT_INITS, build_conv1d, build_dense
 from dlbench_plugins.speech.plots import plot_loss, plot_spectrograms
 from dlbench_plugins.speech.served import log_denoiser
-from dlbench_plugins.speech.spectral import COMPRESSIONS, OUTPUTS
-from dlbench_plugins.speech.training import train
+from dlbench_plugins.speech.spectral import COMPRESSIONS, NORMALIZATIONS, OUTPUTS
+from dlbench_plugins.speech.training import SCHEDULES, train
 
 
 def run_experiment(ctx, build):
@@ -45,6 +47,7 @@ def run_experiment(ctx, build):
                     context="evaluation", **data.input_schema(),
                     profile={"clips": len(data.evaluation),
                              "seconds": round(data.seconds("evaluation"), 2)})
+    ctx.log_metrics({"fit_frames": len(fit), "validation_frames": len(validation)})
 
     network, history = train(ctx, build, fit, validation)
     denoiser = Denoiser(network, settings)
@@ -77,7 +80,9 @@ def run_conv1d(ctx):
 
 
 def common_params(*, learning_rate, epochs, batch_size, patience, target, max_gain, compression,
-                  context, frame_shifts, remix, remix_gain, dropout, ema_momentum):
+                  context, frame_shifts, remix, remix_gain, dropout, ema_momentum,
+                  normalization="none", schedule="constant", warmup_epochs=0.0,
+                  train_frames=0, jit_compile=False, output_init="he_normal"):
     return (
         Param("learning_rate", float, learning_rate, "Adam step size", low=0.0),
         Param("epochs", int, epochs, "most epochs (early stopping usually ends sooner)",
@@ -105,6 +110,10 @@ def common_params(*, learning_rate, epochs, batch_size, patience, target, max_ga
         Param("scaling", str, "peak",
               "divide the compressed input (and a magnitude target) by the training input's peak,"
               " or leave it as is (none)", choices=("peak", "none")),
+        Param("normalization", str, normalization,
+              "divide each noisy magnitude by its level before compression: none (as recorded:"
+              " the input moves with the recording's level), recording (its RMS magnitude: the"
+              " same input at any level) or frame (each frame's own)", choices=NORMALIZATIONS),
         Param("context", int, context,
               "neighbouring STFT frames on each side fed with each frame", low=0, high=16),
         Param("frame_shifts", int, frame_shifts,
@@ -116,12 +125,30 @@ def common_params(*, learning_rate, epochs, batch_size, patience, target, max_ga
               " circularly shifted by a random (seeded) offset", low=0, high=32),
         Param("remix_gain", float, remix_gain,
               "each remix scales its noise by a random gain in 1 +/- this", low=0.0, high=0.9),
+        Param("output_init", str, output_init,
+              "how the output Dense starts: he_normal (the seed's), or half_gain (mask output"
+              " only: zero weights and a bias of half the gain ceiling, so every bin starts at"
+              " gain 0.5, inside the ReLU's range where the gradient flows)",
+              choices=OUTPUT_INITS),
         Param("dropout", float, dropout,
               "dropout rate before the output Dense (0: no Dropout layer)", low=0.0, high=0.9),
         Param("ema_momentum", float, ema_momentum,
               "keep an exponential moving average of the weights with this momentum per step;"
               " validation, early stopping and the saved model use the average (0: off)",
               low=0.0, high=0.9999),
+        Param("schedule", str, schedule,
+              "step size over training: constant, or cosine (linear warm-up over warmup_epochs,"
+              " then a cosine decay to 0 at the last epoch)", choices=SCHEDULES),
+        Param("train_frames", int, train_frames,
+              "training length in frames passed through the network (epochs x training frames),"
+              " so it costs the same on any dataset: whole epochs up to `epochs` (0: `epochs`"
+              " alone decides)", low=0, high=10**9),
+        Param("warmup_epochs", float, warmup_epochs,
+              "epochs of linear warm-up from 0 to learning_rate (schedule=cosine)", low=0.0,
+              high=1000.0),
+        Param("jit_compile", bool, jit_compile,
+              "compile the training step with XLA (measured here: dense -10 % CPU time per"
+              " epoch, conv1d no gain); recorded as tag dlbench.speech.jit_compile too"),
         Param("dead_output_retries", int, 2,
               "fresh restarts (each at 1/4 the learning rate) if the output dies", low=0, high=5),
         Param("checkpoint_every", int, 10,
@@ -154,6 +181,7 @@ EXPERIMENTS = [
             learning_rate=1e-3, epochs=200, batch_size=32, patience=15,
             target="magnitude", max_gain=0.0, compression="log1p", context=0,
             frame_shifts=4, remix=0, remix_gain=0.3, dropout=0.0, ema_momentum=0.0,
+            normalization="recording", jit_compile=True,
         ),
         datasets=("speech",),
         logs=LOGS,
@@ -165,9 +193,11 @@ EXPERIMENTS = [
         run=run_conv1d,
         params=common_params(
             # Each departure from the seed's recipe, and what it measured: docs/RESULTS.md.
-            learning_rate=3e-4, epochs=200, batch_size=128, patience=8,
+            learning_rate=1e-3, epochs=200, batch_size=128, patience=200,
             target="phase_sensitive", max_gain=1.0, compression="log1p", context=0,
-            frame_shifts=1, remix=0, remix_gain=0.3, dropout=0.3, ema_momentum=0.995,
+            frame_shifts=1, remix=0, remix_gain=0.3, dropout=0.3, ema_momentum=0.0,
+            normalization="recording", schedule="cosine", warmup_epochs=1.0,
+            train_frames=60_000, output_init="half_gain",
         )
         + (
             Param("kernel_size", int, 5, "Conv1D kernel size along frequency", low=1, high=63),

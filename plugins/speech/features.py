@@ -51,7 +51,7 @@ def clip_frames(noisy, clean, settings, level: float) -> Frames:
     if settings.output == "mask":
         target = clean / level
     else:
-        target = spectral.model_target(clean, settings)
+        target = spectral.model_target(clean, settings, noisy)
     return Frames(
         spectral.model_input(noisy, settings),
         (noisy / level).astype(np.float32),
@@ -82,9 +82,10 @@ def load_features(ctx):
         compression=p["compression"],
         context=p["context"],
         output=p["output"],
+        normalization=p["normalization"],
     )
     if p["scaling"] == "peak":
-        settings = spectral.fit_scale(np.concatenate(noisy), settings)
+        settings = spectral.fit_scale(noisy, settings)
     # One level for all linear magnitudes, so a mask's loss is O(1) whatever the recording level.
     level = float(np.std(np.abs(np.concatenate(clean_specs)))) or 1.0
     # Context is stacked clip by clip, so no example mixes the end of one clip with the

@@ -7,6 +7,8 @@ MaxPool -> Conv1D(256) -> MaxPool -> Flatten -> Dense(513, ReLU). Both He-normal
 
 from __future__ import annotations
 
+OUTPUT_INITS = ("he_normal", "half_gain")
+
 
 def dropout(params):
     """A Dropout layer before the output Dense when ``dropout`` is set (none at 0)."""
@@ -20,15 +22,24 @@ def output_layers(bins, params):
     """Dense(bins) with its ReLU; in mask mode the ReLU stops at ``max_gain`` (0: no ceiling).
 
     A gain above 1 amplifies a noisy bin, which a clean signal under additive noise rarely
-    needs, so a mask may be capped (``max_gain``).
+    needs, so a mask may be capped (``max_gain``). He-normal weights start about half of the
+    gains below 0, where the ReLU passes no gradient; ``output_init=half_gain`` starts every
+    gain at half the ceiling instead, inside the range where it learns (with it conv1d trains
+    at a rate that left it far behind otherwise: docs/RESULTS.md).
     """
+    import keras
     from keras import layers
 
     ceiling = params.get("max_gain", 0.0) if params.get("output") == "mask" else 0.0
+    if params.get("output_init", "he_normal") == "half_gain" and params.get("output") == "mask":
+        start = {"kernel_initializer": "zeros",
+                 "bias_initializer": keras.initializers.Constant((ceiling or 1.0) / 2)}
+    else:
+        start = {"kernel_initializer": "he_normal"}
     if not ceiling:
-        return [layers.Dense(bins, activation="relu", kernel_initializer="he_normal")]
+        return [layers.Dense(bins, activation="relu", **start)]
     return [
-        layers.Dense(bins, kernel_initializer="he_normal"),
+        layers.Dense(bins, **start),
         layers.ReLU(max_value=ceiling, name="gain"),
     ]
 

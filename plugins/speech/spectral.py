@@ -20,15 +20,30 @@ WINDOW = "hann"
 SAMPLE_RATE = 16000
 COMPRESSIONS = ("none", "log1p")
 OUTPUTS = ("mask", "magnitude")
+NORMALIZATIONS = ("none", "recording", "frame")
 
 
 @dataclass(frozen=True)
 class SpectralSettings:
     """Everything needed to turn audio into model input and model output back into audio.
 
-    The network sees the noisy magnitude compressed and divided by ``scale`` (the training
-    input's peak, measured by ``fit_scale``), so its input lies in [0, 1] whatever the
-    recording level. What it returns depends on ``output``:
+    The network sees the noisy magnitude divided by its level (``normalization``), compressed
+    and divided by ``scale`` (the peak of the training input, measured by ``fit_scale``):
+
+    - ``"none"`` (the seed's): the magnitude as recorded, so the input lies in [0, 1] for the
+      training audio, but a recording 20 dB quieter shifts every input feature;
+    - ``"recording"``: brought to the training audio's level (``reference_level``, the median
+      RMS magnitude of the training recordings) by one gain per recording, so the input is the
+      same whatever the recording's level, and a mask's output scales with it (a louder copy
+      of a recording comes out exactly louder, at the same SNR);
+    - ``"frame"``: each frame brought to the training frames' median level (its spectral
+      shape alone).
+
+    Normalising to the training level rather than to 1 keeps log1p's compression where the
+    training audio put it: the same log1p on magnitudes three times larger compresses harder,
+    and harder compression costs SNR (docs/RESULTS.md).
+
+    What it returns depends on ``output``:
 
     - ``"mask"``: a non-negative gain per bin; the estimate is gain x noisy magnitude. Trained
       on linear magnitudes, the loss weighs each bin by its energy, as SNR does.
@@ -44,6 +59,8 @@ class SpectralSettings:
     context: int = 0
     scale: float = 1.0
     output: str = "mask"
+    normalization: str = "none"  # saved before it existed: "none", what those models saw
+    reference_level: float = 1.0
 
     @property
     def bins(self) -> int:
@@ -68,6 +85,10 @@ class SpectralSettings:
             raise ValueError(f"unknown compression {settings.compression!r}; known: {COMPRESSIONS}")
         if settings.output not in OUTPUTS:
             raise ValueError(f"unknown output {settings.output!r}; known: {OUTPUTS}")
+        if settings.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"unknown normalization {settings.normalization!r}; known: {NORMALIZATIONS}"
+            )
         return settings
 
 
@@ -149,38 +170,93 @@ def stack_context(frames, context: int):
     return np.stack([padded[i : i + count] for i in range(2 * context + 1)], axis=-1)
 
 
-def fit_scale(noisy_magnitude, settings: SpectralSettings) -> SpectralSettings:
-    """Settings whose ``scale`` is the peak of the compressed training input (never zero)."""
+def level(noisy_magnitude, settings: SpectralSettings):
+    """The noisy magnitude ``(T, bins)``'s own level as ``settings.normalization`` measures it:
+    1 (none), the recording's RMS magnitude, or each frame's (``(T, 1)``, floored at 1/1000 of
+    the recording's, so a silent frame stays silent instead of dividing by zero)."""
+    import numpy as np
+
+    magnitude = np.asarray(noisy_magnitude, dtype=np.float32)
+    if settings.normalization == "none":
+        return np.float32(1.0)
+    overall = float(np.sqrt(np.mean(np.square(magnitude, dtype=np.float64)))) if magnitude.size else 0.0
+    overall = overall or 1.0
+    if settings.normalization == "recording":
+        return np.float32(overall)
+    if settings.normalization == "frame":
+        frames = np.sqrt(np.mean(np.square(magnitude), axis=-1, keepdims=True))
+        return np.maximum(frames, np.float32(1e-3 * overall))
+    raise ValueError(f"unknown normalization {settings.normalization!r}; known: {NORMALIZATIONS}")
+
+
+def level_gain(noisy_magnitude, settings: SpectralSettings):
+    """The gain that brings the noisy magnitude to the training audio's level
+    (``reference_level``): a scalar, or ``(T, 1)`` per frame; 1 without normalization."""
+    import numpy as np
+
+    if settings.normalization == "none":
+        return np.float32(1.0)
+    return np.float32(settings.reference_level) / level(noisy_magnitude, settings)
+
+
+def normalise(noisy_magnitude, settings: SpectralSettings):
+    """The noisy magnitude brought to the training audio's level."""
+    import numpy as np
+
+    magnitude = np.asarray(noisy_magnitude, dtype=np.float32)
+    return magnitude * level_gain(magnitude, settings)
+
+
+def fit_scale(recordings, settings: SpectralSettings) -> SpectralSettings:
+    """Settings fitted to the training input: ``reference_level`` (the median level of the
+    recordings, or of their frames, when normalising) and ``scale``, the peak of the
+    normalised, compressed input (never zero).
+
+    ``recordings``: the noisy magnitudes ``(T, bins)`` of the training recordings (a list, or
+    one array for one recording), each normalised on its own as ``model_input`` does.
+    """
     import dataclasses
 
     import numpy as np
 
-    peak = float(np.max(compress(noisy_magnitude, settings.compression), initial=0.0))
+    if not isinstance(recordings, (list, tuple)):
+        recordings = [recordings]
+    if settings.normalization != "none" and recordings:
+        levels = np.concatenate([np.ravel(level(m, settings)) for m in recordings])
+        settings = dataclasses.replace(settings, reference_level=float(np.median(levels)) or 1.0)
+    peak = max((float(np.max(compress(normalise(m, settings), settings.compression), initial=0.0))
+                for m in recordings), default=0.0)
     return dataclasses.replace(settings, scale=peak if peak > 0 else 1.0)
 
 
 def model_input(noisy_magnitude, settings: SpectralSettings):
-    """Network input ``(T, bins, 2*context + 1)`` float32 from a noisy magnitude ``(T, bins)``."""
+    """Network input ``(T, bins, 2*context + 1)`` float32 from a noisy magnitude ``(T, bins)``:
+    normalised (``settings.normalization``), compressed, scaled, with context frames."""
     import numpy as np
 
-    scaled = compress(noisy_magnitude, settings.compression) / settings.scale
+    scaled = compress(normalise(noisy_magnitude, settings), settings.compression) / settings.scale
     return stack_context(scaled, settings.context).astype(np.float32)
 
 
-def model_target(clean_magnitude, settings: SpectralSettings):
-    """Target ``(T, bins)`` of a ``"magnitude"`` network: the clean magnitude, compressed and
-    scaled like the input. (A ``"mask"`` network's loss compares linear magnitudes.)"""
+def model_target(clean_magnitude, settings: SpectralSettings, noisy_magnitude=None):
+    """Target ``(T, bins)`` of a ``"magnitude"`` network: the clean magnitude, normalised by
+    the noisy recording's level, compressed and scaled like the input. (A ``"mask"``
+    network's loss compares linear magnitudes.)"""
     import numpy as np
 
-    return (compress(clean_magnitude, settings.compression) / settings.scale).astype(np.float32)
+    gain = 1.0 if noisy_magnitude is None else level_gain(noisy_magnitude, settings)
+    clean = np.asarray(clean_magnitude, dtype=np.float32) * gain
+    return (compress(clean, settings.compression) / settings.scale).astype(np.float32)
 
 
 def output_magnitude(prediction, settings: SpectralSettings, noisy_magnitude):
     """Estimated clean magnitude ``(T, bins)``, >= 0, from the network's output: the gain
-    applied to ``noisy_magnitude`` (mask), or the output unscaled and decompressed."""
+    applied to ``noisy_magnitude`` (mask), or the output unscaled, decompressed and brought
+    back to the noisy recording's level."""
     import numpy as np
 
     values = np.maximum(np.asarray(prediction, dtype=np.float32), 0.0)
     if settings.output == "mask":
         return (values * np.asarray(noisy_magnitude, dtype=np.float32)).astype(np.float32)
-    return np.maximum(decompress(values * settings.scale, settings.compression), 0.0).astype(np.float32)
+    magnitude = decompress(values * settings.scale, settings.compression)
+    return np.maximum(magnitude / level_gain(noisy_magnitude, settings), 0.0).astype(np.float32)

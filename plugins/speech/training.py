@@ -12,6 +12,8 @@ import time
 
 from dlbench_plugins.speech.features import Frames
 
+SCHEDULES = ("constant", "cosine")
+
 
 def dead_output_check(probe):
     """A callback that stops training as soon as the ReLU output is zero for every probe frame.
@@ -60,13 +62,53 @@ def inner_network(model):
     return nested[0] if nested else model
 
 
-def compile_for_training(model, params, learning_rate):
-    """Adam on the MSE; with ``ema_momentum`` > 0 Adam also keeps a moving average of the weights."""
+def training_epochs(frames: int, params) -> int:
+    """Epochs to run on ``frames`` training frames: ``epochs``, or fewer when ``train_frames``
+    (frames passed through the network in all) is set and reached sooner; whole epochs, >= 1.
+
+    A budget in frames costs the same on a 2,000-frame recording as on an 8,000-frame set,
+    where a count of epochs would cost four times as much on the larger one.
+    """
+    budget = int(params.get("train_frames", 0))
+    if not budget:
+        return int(params["epochs"])
+    return max(1, min(int(params["epochs"]), -(-budget // max(frames, 1))))
+
+
+def steps_per_epoch(frames: int, params) -> int:
+    return max(-(-frames // params["batch_size"]), 1)
+
+
+def learning_rate_schedule(params, learning_rate: float, frames: int):
+    """The step size: constant (``schedule=constant``), or (``cosine``) a linear warm-up from 0
+    over ``warmup_epochs`` to ``learning_rate``, then a cosine decay to 0 at the last epoch.
+
+    The decay ends training on small steps, so the last weights sit near the bottom of the
+    valley without an average kept on the side; the warm-up lets the first steps start
+    without killing the ReLU output.
+    """
+    import keras
+
+    if params.get("schedule", "constant") == "constant":
+        return learning_rate
+    per_epoch = steps_per_epoch(frames, params)
+    total = max(training_epochs(frames, params) * per_epoch, 2)
+    warmup = min(int(round(params.get("warmup_epochs", 0) * per_epoch)), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else learning_rate, decay_steps=total - warmup, alpha=0.0,
+        warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def compile_for_training(model, params, learning_rate, frames: int):
+    """Adam on the MSE at the rate of :func:`learning_rate_schedule` for ``frames`` training
+    frames; with ``ema_momentum`` > 0 Adam also keeps a moving average of the weights."""
     import keras
 
     momentum = params["ema_momentum"]
     averaging = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaging), loss="mse")
+    rate = learning_rate_schedule(params, learning_rate, frames)
+    model.compile(optimizer=keras.optimizers.Adam(rate, **averaging), loss="mse",
+                  jit_compile=bool(params.get("jit_compile", False)))
 
 
 def weight_averaging(model):
@@ -84,6 +126,21 @@ def weight_averaging(model):
 
     averaging = getattr(model.optimizer, "use_ema", False)
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if averaging else []
+
+
+def compute_tags(model) -> dict:
+    """The settings that decide how fast a fit runs here: XLA, TensorFlow's thread pools (0:
+    its default, one per core) and oneDNN (on by default in TensorFlow on x86)."""
+    import os
+
+    import tensorflow as tf
+
+    return {
+        "dlbench.speech.jit_compile": str(bool(model.jit_compile)).lower(),
+        "dlbench.speech.intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "dlbench.speech.inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "dlbench.speech.onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1 (default)"),
+    }
 
 
 def train(ctx, build, fit: Frames, validation: Frames):
@@ -109,7 +166,7 @@ def train(ctx, build, fit: Frames, validation: Frames):
                 model = build(fit.features.shape[1:], p)
                 if output == "mask":
                     model = mask_training_model(model)
-                compile_for_training(model, p, learning_rate)
+                compile_for_training(model, p, learning_rate, len(fit))
         dead = dead_output_check(probe)
         # The checkpoint (for --resume) comes first: it must save the raw weights and the
         # average as the optimizer holds them, before the average is swapped in.
@@ -125,7 +182,7 @@ def train(ctx, build, fit: Frames, validation: Frames):
             fit.inputs(output),
             fit.target,
             initial_epoch=initial_epoch,
-            epochs=p["epochs"],
+            epochs=training_epochs(len(fit), p),
             batch_size=p["batch_size"],
             validation_data=(validation.inputs(output), validation.target),
             callbacks=callbacks,
@@ -134,7 +191,7 @@ def train(ctx, build, fit: Frames, validation: Frames):
         seconds = time.perf_counter() - started
         if dead.dead_at_epoch is None:
             ctx.log_metrics({"train_seconds": seconds, "epochs_trained": initial_epoch + len(history.history["loss"])})
-            ctx.set_tags({"dlbench.train_attempts": attempt})
+            ctx.set_tags({"dlbench.train_attempts": attempt, **compute_tags(model)})
             if attempt == 1:
                 ctx.set_tags({"dlbench.dead_output": "no"})
             return inner_network(model), history.history

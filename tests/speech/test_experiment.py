@@ -279,7 +279,9 @@ def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tm
     assert run.info.status == "FINISHED" and set(SCORES) <= set(run.data.metrics)
     params = run.data.params
     assert params["target"] == "phase_sensitive"
-    assert params["max_gain"] == "1.0" and params["pool_size"] == "4" and params["ema_momentum"] == "0.995"
+    assert params["max_gain"] == "1.0" and params["pool_size"] == "4"
+    assert params["normalization"] == "recording" and params["output_init"] == "half_gain"
+    assert run.data.tags["dlbench.speech.jit_compile"] == "false"
 
     with using_store(store):  # model/ is the run's logged model: MLflow looks it up globally
         local = client(store).download_artifacts(summary["run_id"], "model/model.keras", str(tmp_path))
@@ -341,6 +343,35 @@ def test_denoise_command_errors_are_one_clear_line(quick_run, store, tmp_path, c
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert not (tmp_path / "bad.denoised.wav").exists()
     assert not list(tmp_path.glob("*.denoised.wav"))
+
+
+def test_denoise_gives_the_same_snr_20_db_quieter_or_louder(quick_run, store, tmp_path, cli):
+    """A recording 20 dB quieter or louder than the training audio comes out at the same SNR
+    (within 0.5 dB): the held-out clip, scaled, through the logged model. The quieter and the
+    original level go through `dlbench denoise` (32-bit PCM in and out); the louder one peaks
+    near 4, which no PCM file holds, so it goes through the same loaded denoiser in-process."""
+    from dlbench_plugins.speech.command import fetch_denoiser
+    from dlbench_plugins.speech.metrics import snr_db
+    from dlbench_plugins.speech.recorded import held_out_cut
+
+    noisy, rate = soundfile.read(COURSE / "train_dirty_male.wav", dtype="float32")
+    clean, _ = soundfile.read(COURSE / "train_clean_male.wav", dtype="float32")
+    cut = held_out_cut(len(noisy))
+    noisy, clean = noisy[cut:], clean[cut:]  # the held-out 11.8 s
+    assert np.abs(noisy).max() * 10 > 1  # +20 dB cannot be written as PCM
+
+    def through_the_command(gain):
+        source = tmp_path / f"at_{gain:g}.wav"
+        soundfile.write(source, gain * noisy, rate, subtype="PCM_32")
+        out = cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store, str(source)],
+                  env={"DLBENCH_LOAD_PLUGINS": "speech"})
+        assert out.exit_code == 0, out.stderr[-2000:]
+        return soundfile.read(tmp_path / f"at_{gain:g}.denoised.wav", dtype="float32")[0]
+
+    snr = {gain: snr_db(gain * clean, through_the_command(gain)) for gain in (1.0, 0.1)}
+    denoiser = fetch_denoiser(quick_run["run_id"], store, tmp_path / "model")
+    snr[10.0] = snr_db(10 * clean, denoiser.denoise_audio(10 * noisy[:, None], rate)[:, 0])
+    assert abs(snr[0.1] - snr[1.0]) < 0.5 and abs(snr[10.0] - snr[1.0]) < 0.5, snr
 
 
 @pytest.mark.slow

@@ -81,3 +81,37 @@ def test_settings_round_trip_through_json_dict():
         SpectralSettings.from_dict({"output": "phase"})
     # Runs saved before `output` existed hold magnitude models.
     assert SpectralSettings.from_dict({"compression": "log1p"}).output == "magnitude"
+
+
+@pytest.mark.parametrize("normalization", ["recording", "frame"])
+def test_normalised_input_is_the_same_at_any_level(normalization):
+    """Divided by its level, a recording 20 dB quieter or louder gives the network the same
+    input, and a mask then gives back exactly the scaled estimate."""
+    rng = np.random.default_rng(3)
+    noisy = rng.random((8, 513)) * np.linspace(0.1, 2.0, 8)[:, None]
+    noisy[2] = 0.0  # a silent frame stays silent, not a division by zero
+    settings = spectral.fit_scale([noisy], SpectralSettings(normalization=normalization))
+    x = spectral.model_input(noisy, settings)
+    assert np.all(np.isfinite(x)) and x.max() == pytest.approx(1.0)
+    for gain in (0.1, 10.0):
+        np.testing.assert_allclose(spectral.model_input(gain * noisy, settings), x, rtol=1e-5, atol=1e-6)
+    plain = spectral.fit_scale([noisy], SpectralSettings())
+    assert not np.allclose(spectral.model_input(0.1 * noisy, plain), spectral.model_input(noisy, plain))
+
+
+def test_normalised_magnitude_output_comes_back_at_the_recording_level():
+    rng = np.random.default_rng(4)
+    noisy, clean = rng.random((6, 513)) * 5, rng.random((6, 513)) * 3
+    settings = spectral.fit_scale(noisy, SpectralSettings(output="magnitude", normalization="recording"))
+    for gain in (1.0, 0.1):
+        target = spectral.model_target(gain * clean, settings, gain * noisy)
+        np.testing.assert_allclose(spectral.output_magnitude(target, settings, gain * noisy),
+                                   gain * clean, rtol=1e-4)
+
+
+def test_normalization_round_trips_and_old_settings_load_unnormalised():
+    settings = SpectralSettings(normalization="recording", scale=3.0)
+    assert SpectralSettings.from_dict(settings.to_dict()) == settings
+    assert SpectralSettings.from_dict({"compression": "log1p", "output": "mask"}).normalization == "none"
+    with pytest.raises(ValueError, match="unknown normalization"):
+        SpectralSettings.from_dict({"normalization": "loudness"})

@@ -175,6 +175,7 @@ def test_remix_copies_take_their_frames_at_the_training_hop():
                       source="test", digest="remix-hop-test")
     params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
               "validation_split": 0.25, "frame_shifts": 2, "remix": 1, "remix_gain": 0.3,
+              "normalization": "none",
               "target": "magnitude"}
     ctx = SimpleNamespace(params=params, seed=0, data=lambda name: data)
 
@@ -224,3 +225,42 @@ def test_pool_size_sets_the_width_of_the_last_dense(pool):
     params = {"kernel_size": 3, "pool_size": pool, "output": "mask", "max_gain": 0}
     network = build_conv1d((513, 1), params)
     assert output_dense(network).get_weights()[0].shape == (513 // pool // pool * 256, 513)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_epoch():
+    from dlbench_plugins.speech.training import learning_rate_schedule
+
+    params = {"schedule": "cosine", "epochs": 10, "warmup_epochs": 2, "batch_size": 10}
+    schedule = learning_rate_schedule(params, 1e-3, frames=50)  # 5 steps per epoch, 50 in all
+    rates = np.array([float(schedule(step)) for step in range(51)])
+    assert rates[0] == 0 and rates[10] == pytest.approx(1e-3) and rates.max() == pytest.approx(1e-3)
+    assert np.all(np.diff(rates[:11]) > 0) and np.all(np.diff(rates[10:]) < 0)
+    assert rates[50] == pytest.approx(0, abs=1e-12)
+    assert learning_rate_schedule({**params, "schedule": "constant"}, 1e-3, frames=50) == 1e-3
+
+
+def test_a_frame_budget_sets_the_epochs_whatever_the_dataset_size():
+    from dlbench_plugins.speech.training import learning_rate_schedule, training_epochs
+
+    params = {"epochs": 200, "train_frames": 8000, "batch_size": 100, "schedule": "cosine",
+              "warmup_epochs": 0}
+    assert training_epochs(2000, params) == 4 and training_epochs(8000, params) == 1
+    assert training_epochs(3000, params) == 3  # whole epochs that reach the budget
+    assert training_epochs(2000, {**params, "epochs": 2}) == 2  # epochs still caps it
+    assert training_epochs(2000, {**params, "train_frames": 0}) == 200
+    schedule = learning_rate_schedule(params, 1e-3, frames=2000)  # decays over 4 x 20 steps
+    assert float(schedule(79)) > 0 and float(schedule(80)) == pytest.approx(0, abs=1e-12)
+
+
+@pytest.mark.parametrize("output_init, spread", [("half_gain", 0.0), ("he_normal", 0.05)])
+def test_half_gain_starts_every_bin_at_half_the_ceiling(output_init, spread):
+    from dlbench_plugins.speech.models import build_conv1d
+
+    params = {"kernel_size": 3, "pool_size": 4, "output": "mask", "max_gain": 1.0,
+              "output_init": output_init}
+    x = np.random.default_rng(0).random((16, 513, 1), dtype="float32")
+    gains = build_conv1d((513, 1), params).predict(x, verbose=0)
+    if spread:
+        assert gains.std() > spread and np.mean(gains == 0) > 0.2  # many bins start dead
+    else:
+        np.testing.assert_allclose(gains, 0.5)
