@@ -57,6 +57,13 @@ CASES = [
     Case("no-equals", ["run", "toy_fit", "-p", "lr"], 2, "-p expects KEY=VALUE"),
     Case("empty-key", ["run", "toy_fit", "-p", "=3"], 2, "-p expects KEY=VALUE"),
     Case("seed-not-int", ["run", "toy_fit", "--seed", "x"], 2, "'x' is not a valid integer"),
+    Case("seed-negative", ["run", "toy_fit", "--seed", "-1"], 2,
+         "'--seed': -1 is not in the range 0<=x<=4294967295"),
+    Case("seed-too-large", ["run", "toy_fit", "--seed", str(2**32)], 2, "is not in the range"),
+    Case("sweep-seed-negative", ["sweep", "toy_fit", "-p", "lr=0.1,0.2", "--seed", "-1"], 2,
+         "'--seed': -1 is not in the range"),
+    Case("int-beyond-any-bound", ["run", "denoise_dense", "-p", "epochs=" + "9" * 26], 2,
+         "above the maximum 100000", lambda tmp: {"DLBENCH_LOAD_PLUGINS": "speech"}),
     Case("missing-name", ["run"], 2, "Missing argument 'NAME'"),
     Case("no-such-data", ["run", "toy_fit", "--data", "/no/such/folder"], 2, "no such file or folder"),
     Case("sweep-empty-value", ["sweep", "toy_fit", "-p", "lr=0.1,,0.2"], 2, "empty value"),
@@ -101,3 +108,24 @@ def plugin_site(tmp_path_factory):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_input(case, plugin_site, tmp_path, monkeypatch):
     check_bad_input(case, plugin_site, tmp_path, "toy_plugin_dist", monkeypatch)
+
+
+def test_every_size_a_built_in_experiment_takes_has_a_ceiling():
+    """An int param is a count of epochs, images, frames or layers: without an upper bound one
+    typo (``-p epochs=99999999999999999999999999``) runs for ever or exhausts memory."""
+    import sys
+
+    from dlbench.registry import load_registry
+    from support import REPO
+
+    sys.path.insert(0, str(REPO / "examples" / "dlbench-example-plugin"))
+    try:
+        import dlbench_example
+    finally:
+        sys.path.pop(0)
+    experiments = [*load_registry().experiments.values()]
+    declared = [e.value for e in experiments] + dlbench_example.dlbench_experiments()
+    assert {"denoise_dense", "cifar_aug", "example_logistic"} <= {e.name for e in declared}
+    unbounded = [f"{e.name}.{p.name}" for e in declared for p in e.params
+                 if p.type is int and p.high is None]
+    assert unbounded == []
