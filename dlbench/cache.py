@@ -108,6 +108,10 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        # The temp file is private (0600); the result gets the usual umask'd permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)
         os.replace(handle.name, path)
     except BaseException:
         try:

@@ -18,12 +18,28 @@ from support import PROBE_PLUGIN, check_bad_input, data_case
 RATE = 16000
 
 
-def wav(path: Path, seconds: float = 2.0, rate: int = RATE, seed: int = 0) -> Path:
+def wav(path: Path, seconds: float = 2.0, rate: int = RATE, seed: int = 0, gain: float = 0.3,
+        subtype: str = "PCM_16", poison: float | None = None, format: str = "WAV") -> Path:
+    """Real audio bytes at ``path`` (whatever its name says): noise at ``gain``, in ``format``;
+    ``poison`` replaces one sample (NaN, inf) in a float file."""
     import soundfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    samples = np.random.default_rng(seed).uniform(-0.3, 0.3, int(seconds * rate))
-    soundfile.write(path, samples.astype(np.float32), rate, subtype="PCM_16")
+    samples = np.random.default_rng(seed).uniform(-gain, gain, int(seconds * rate))
+    if poison is not None:
+        samples[len(samples) // 2] = poison
+    if format == "MP3":
+        subtype = "MPEG_LAYER_III"
+    soundfile.write(path, samples.astype(np.float32), rate, subtype=subtype, format=format)
+    return path
+
+
+def claim_huge(path: Path) -> Path:
+    """A WAV whose header claims 4 GB of samples but whose data chunk is cut after 44 bytes."""
+    data = bytearray(path.read_bytes()[:44])
+    data[4:8] = (0xFFFFFFF0).to_bytes(4, "little")  # RIFF size
+    data[40:44] = (0xFFFFFFD0).to_bytes(4, "little")  # data chunk size
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -54,6 +70,17 @@ CASES = [
               lambda d: course(d, dirty=lambda p: wav(p, seconds=3.0)), "not a parallel pair"),
     data_case("audio-pair-missing", "probe_speech", lambda d: course(d, dirty="absent"),
               "its parallel file"),
+    data_case("audio-too-short-to-score", "probe_speech",
+              lambda d: course(d, clean=lambda p: wav(p, seconds=0.1),
+                               dirty=lambda p: wav(p, seconds=0.1, seed=1)),
+              "PESQ and STOI need at least 0.5 s"),
+    data_case("audio-noisy-silent", "probe_speech",
+              lambda d: course(d, dirty=lambda p: wav(p, gain=0.0)), "noisy recording is silent"),
+    data_case("audio-nan-samples", "probe_speech",
+              lambda d: course(d, dirty=lambda p: wav(p, subtype="FLOAT", poison=np.nan)),
+              "samples are NaN or infinite"),
+    data_case("audio-huge-claimed-size", "probe_speech",
+              lambda d: course(d, dirty=lambda p: claim_huge(wav(p))), "holds no samples"),
 ]
 
 SLOW_CASES = [

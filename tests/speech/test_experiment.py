@@ -177,6 +177,12 @@ def test_denoise_command_errors_are_one_clear_line(quick_run, store, tmp_path, c
     assert not_denoiser.exit_code == 2
     assert "is not a denoiser" in not_denoiser.stderr.strip().splitlines()[-1]
 
+    killed = client(store).create_run(experiment, tags={"dlbench.experiment": "denoise_dense"})
+    client(store).set_terminated(killed.info.run_id, "KILLED")
+    unfinished = denoise(killed.info.run_id, recording)
+    assert unfinished.exit_code == 2
+    assert "is KILLED: it did not finish" in unfinished.stderr.strip().splitlines()[-1]
+
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio at all")
     for path, message in ((bad, "cannot be read as audio"), (tmp_path / "missing.wav", "file is missing")):
@@ -185,6 +191,53 @@ def test_denoise_command_errors_are_one_clear_line(quick_run, store, tmp_path, c
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert not (tmp_path / "bad.denoised.wav").exists()
     assert not list(tmp_path.glob("*.denoised.wav"))
+
+
+def test_denoise_never_harms_the_input_or_an_existing_file(quick_run, store, tmp_path, cli):
+    """Refused before any work: the input as output (by name or by a hard link), a missing
+    folder. A failure after decoding leaves an existing output as it was."""
+    recording = tmp_path / "talk.wav"
+    shutil.copy(COURSE / "test_x_01.wav", recording)
+    original = recording.read_bytes()
+    (tmp_path / "link.wav").hardlink_to(recording)
+
+    def denoise(*args, run_id=quick_run["run_id"]):
+        return cli(["denoise", "--run", run_id, "--tracking-uri", store, *map(str, args)],
+                   env={"DLBENCH_LOAD_PLUGINS": "speech"})
+
+    for output, message in ((recording, "is the input recording"),
+                            (tmp_path / "link.wav", "is the input recording"),
+                            (tmp_path / "no" / "out.wav", "folder " + str(tmp_path / "no"))):
+        out = denoise(recording, output)
+        assert out.exit_code == 2 and message in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert recording.read_bytes() == original and not (tmp_path / "no").exists()
+
+    existing = tmp_path / "talk.denoised.wav"
+    existing.write_bytes(b"an earlier result")
+    experiment = client(store).create_experiment("not-a-denoiser")
+    failed = denoise(recording, run_id=client(store).create_run(experiment).info.run_id)
+    assert failed.exit_code == 2 and existing.read_bytes() == b"an earlier result"
+
+
+def test_denoise_reads_mp3_bytes_named_wav_and_writes_pcm_wav(quick_run, store, tmp_path):
+    """MP3 bytes behind a .wav name are decoded by their content; the output is PCM WAV,
+    written over an existing file of its name only once it is complete."""
+    samples, rate = soundfile.read(COURSE / "test_x_01.wav", frames=3 * 16000)
+    disguised = tmp_path / "talk.wav"
+    soundfile.write(disguised, samples, rate, format="MP3", subtype="MPEG_LAYER_III")
+    assert disguised.read_bytes()[:2] == b"\xff\xf3"  # an MPEG frame, not RIFF
+    target = tmp_path / "talk.denoised.wav"
+    target.write_bytes(b"an earlier result")
+    mode = target.stat().st_mode & 0o777  # what this umask gives a new file
+    out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store,
+                   str(disguised)])
+    assert out.returncode == 0, out.stderr
+    assert target.stat().st_mode & 0o777 == mode  # not the temporary file's private 0600
+    info = soundfile.info(target)
+    assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", rate)
+    assert info.frames == soundfile.info(disguised).frames
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 @pytest.mark.slow
