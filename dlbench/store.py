@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from dlbench.errors import TrackingError, first_line
+from dlbench.errors import TrackingError, UsageError, first_line
 
 DEFAULT_STORE_DIR = Path("mlruns")
 
@@ -364,7 +364,7 @@ def experiment_id(client, name: str, store: Store) -> str:
                 " --experiment-name with another name"
             )
         return found.experiment_id
-    location = (store.artifact_root / name).as_uri() if store.artifact_root else None
+    location = _artifact_folder(store.artifact_root, name).as_uri() if store.artifact_root else None
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:
@@ -373,6 +373,18 @@ def experiment_id(client, name: str, store: Store) -> str:
         if found is None:
             raise
         return found.experiment_id
+
+
+def _artifact_folder(root: Path, name: str) -> Path:
+    """Where experiment ``name`` keeps its artifacts: a folder inside ``root``, whatever the
+    name holds (``../x`` or ``/home/me`` would otherwise write artifacts anywhere)."""
+    folder = (root / name).resolve()
+    if root.resolve() not in folder.parents:
+        raise UsageError(
+            f"--experiment-name {name!r} would keep its artifacts outside the store, in {folder}"
+            " (fix: a name without '..' or a leading '/')"
+        )
+    return folder
 
 
 def ui_command(uri: str | None, host: str, port: int) -> list[str]:

@@ -56,9 +56,13 @@ def check_output(input_path: Path, output_path: Path) -> None:
     if output_path.exists() and input_path.exists() and os.path.samefile(output_path, input_path):
         raise UsageError(f"{output_path} is the input recording; it would be overwritten"
                          " (fix: give another OUTPUT.wav, or leave it out)")
+    if output_path.is_dir():
+        raise UsageError(f"{output_path} is a folder (fix: give a file name, OUTPUT.wav)")
     folder = output_path.parent if str(output_path.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"{output_path}: folder {folder} does not exist (fix: create it first)")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{output_path}: folder {folder} is not writable (fix: write elsewhere)")
 
 
 def write_wav(path: Path, audio, rate: int, subtype: str) -> None:

@@ -200,6 +200,7 @@ def test_denoise_never_harms_the_input_or_an_existing_file(quick_run, store, tmp
     shutil.copy(COURSE / "test_x_01.wav", recording)
     original = recording.read_bytes()
     (tmp_path / "link.wav").hardlink_to(recording)
+    (tmp_path / "folder.wav").mkdir()
 
     def denoise(*args, run_id=quick_run["run_id"]):
         return cli(["denoise", "--run", run_id, "--tracking-uri", store, *map(str, args)],
@@ -207,6 +208,7 @@ def test_denoise_never_harms_the_input_or_an_existing_file(quick_run, store, tmp
 
     for output, message in ((recording, "is the input recording"),
                             (tmp_path / "link.wav", "is the input recording"),
+                            (tmp_path / "folder.wav", "is a folder"),
                             (tmp_path / "no" / "out.wav", "folder " + str(tmp_path / "no"))):
         out = denoise(recording, output)
         assert out.exit_code == 2 and message in out.stderr, out.stderr
