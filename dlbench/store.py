@@ -224,23 +224,24 @@ def _use_wal(db: Path) -> None:
 LOCKED_MESSAGES = ("database is locked", "database table is locked", "SQLITE_BUSY")
 
 
-def _is_locked(exc: BaseException | None) -> bool:
-    while exc is not None:
-        if any(message in str(exc) for message in LOCKED_MESSAGES):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 OUT_OF_SPACE_MESSAGES = ("database or disk is full", "disk I/O error", "No space left on device")
 
 
-def _is_out_of_space(exc: BaseException | None) -> bool:
+def _says(exc: BaseException | None, messages: tuple[str, ...]) -> bool:
+    """Whether ``exc``, or an exception it was raised from, carries one of ``messages``."""
     while exc is not None:
-        if any(message in str(exc) for message in OUT_OF_SPACE_MESSAGES):
+        if any(message in str(exc) for message in messages):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _is_locked(exc: BaseException | None) -> bool:
+    return _says(exc, LOCKED_MESSAGES)
+
+
+def _is_out_of_space(exc: BaseException | None) -> bool:
+    return _says(exc, OUT_OF_SPACE_MESSAGES)
 
 
 def _out_of_space(uri: str, exc: BaseException) -> str:

@@ -92,23 +92,21 @@ def read_wav(path: Path) -> Recording:
 
 def check_reference(samples: np.ndarray, where: str) -> None:
     """A clean reference must carry signal, or the SNR against it is undefined."""
-    rms = _rms(samples)
-    if rms < SILENCE_RMS:
-        raise DataError(
-            f"{where}: clean reference is silent (RMS {rms:.1e}), so SNR is undefined"
-            " (fix: provide the clean recording that matches the noisy one)"
-        )
+    _check_not_silent(samples, where, "clean reference", "SNR is undefined",
+                      "the clean recording that matches the noisy one")
 
 
 def check_noisy(samples: np.ndarray, where: str) -> None:
     """A silent noisy recording holds nothing to denoise: the network would learn to output
     zeros (a "dead" model), after minutes of training."""
-    rms = _rms(samples)
+    _check_not_silent(samples, where, "noisy recording", "there is nothing to denoise",
+                      "the noisy recording that matches the clean one")
+
+
+def _check_not_silent(samples: np.ndarray, where: str, what: str, why: str, fix: str) -> None:
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     if rms < SILENCE_RMS:
-        raise DataError(
-            f"{where}: noisy recording is silent (RMS {rms:.1e}), so there is nothing to"
-            " denoise (fix: provide the noisy recording that matches the clean one)"
-        )
+        raise DataError(f"{where}: {what} is silent (RMS {rms:.1e}), so {why} (fix: provide {fix})")
 
 
 def check_scorable(samples: np.ndarray, where: str) -> None:
@@ -120,24 +118,3 @@ def check_scorable(samples: np.ndarray, where: str) -> None:
             f"{where}: the scored clip is {seconds:.2f} s long; PESQ and STOI need at least"
             f" {MIN_SCORED_SECONDS:g} s (fix: provide longer recordings)"
         )
-
-
-def _rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-
-
-def match_pair(
-    clean: np.ndarray, noisy: np.ndarray, clean_name: str, noisy_name: str, notes: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Trim a parallel pair to a common length; more than one hop apart is an error."""
-    gap = abs(len(clean) - len(noisy))
-    if gap > HOP:
-        raise DataError(
-            f"{noisy_name}: {len(noisy)} samples but its clean reference {clean_name} has"
-            f" {len(clean)} (differ by {gap} > one hop of {HOP}); they are not a parallel pair"
-        )
-    if gap:
-        notes.append(f"{clean_name}/{noisy_name}: lengths differ by {gap} samples; trimmed")
-        length = min(len(clean), len(noisy))
-        clean, noisy = clean[:length], noisy[:length]
-    return clean, noisy
