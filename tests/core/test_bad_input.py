@@ -92,6 +92,7 @@ CASES = [
          2, "would keep its artifacts outside the store"),
     Case("experiment-name-absolute", ["run", "toy_fit", "--experiment-name", "/tmp/elsewhere"],
          2, "would keep its artifacts outside the store"),
+    Case("resume-not-a-run-id", ["run", "toy_fit", "--resume", "../../x"], 2, "is not a run id"),
     Case("experiment-deleted", ["run", "toy_fit", "--experiment-name", "gone"], 1,
          "'gone' is deleted", deleted_experiment),
     Case("runs-no-store", ["runs"], 1, "no tracking store",
