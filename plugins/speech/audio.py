@@ -118,3 +118,20 @@ def check_scorable(samples: np.ndarray, where: str) -> None:
             f"{where}: the scored clip is {seconds:.2f} s long; PESQ and STOI need at least"
             f" {MIN_SCORED_SECONDS:g} s (fix: provide longer recordings)"
         )
+
+
+def match_pair(
+    clean: np.ndarray, noisy: np.ndarray, clean_name: str, noisy_name: str, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trim a parallel pair to a common length; more than one hop apart is an error."""
+    gap = abs(len(clean) - len(noisy))
+    if gap > HOP:
+        raise DataError(
+            f"{noisy_name}: {len(noisy)} samples but its clean reference {clean_name} has"
+            f" {len(clean)} (differ by {gap} > one hop of {HOP}); they are not a parallel pair"
+        )
+    if gap:
+        notes.append(f"{clean_name}/{noisy_name}: lengths differ by {gap} samples; trimmed")
+        length = min(len(clean), len(noisy))
+        clean, noisy = clean[:length], noisy[:length]
+    return clean, noisy
