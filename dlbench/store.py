@@ -50,6 +50,11 @@ def resolve_store(uri: str | None = None) -> Store:
             )
         store = Store(uri)
         db = store.sqlite_path
+        if db is not None and (not db.name or db.name == ":memory:"):
+            raise TrackingError(
+                f"tracking URI {uri!r} names no database file (an in-memory store forgets every"
+                " run when the command ends); fix: sqlite:///path/to/mlflow.db"
+            )
         # A SQLite store keeps its artifacts beside the database file, not in the cwd.
         return Store(uri, artifact_root=db.resolve().parent / "artifacts") if db else store
     root = DEFAULT_STORE_DIR.resolve()
@@ -75,6 +80,8 @@ def open_store(store: Store, *, create: bool = True):
         raise TrackingError(
             f"no tracking store at {db} (fix: run an experiment first, or pass --tracking-uri)"
         )
+    if db is not None and _exists(db):
+        _check_is_sqlite(db)
     if create:  # readers must work on a full disk: only a command that writes checks it
         if db is not None:
             _check_writable(db.parent)
@@ -179,6 +186,18 @@ def _reader(db: Path, uri: str):
 def _exists(db: Path) -> bool:
     """A store is there once its file has content (``sqlite3.connect`` leaves empty files)."""
     return db.is_file() and db.stat().st_size > 0
+
+
+def _check_is_sqlite(db: Path) -> None:
+    """A mistyped URI may name any file: refuse it before a lock file appears beside it."""
+    try:
+        with open(db, "rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise TrackingError(f"cannot read tracking store {db} ({exc.strerror or exc})") from exc
+    if header != b"SQLite format 3\0":
+        raise TrackingError(f"{db} is not an SQLite database (fix: pass the path of an MLflow"
+                            " store, or a new file name, in --tracking-uri)")
 
 
 def _create_sqlite(db: Path, artifact_root: Path) -> None:
