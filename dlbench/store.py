@@ -55,6 +55,9 @@ def resolve_store(uri: str | None = None) -> Store:
                 f"tracking URI {uri!r} names no database file (an in-memory store forgets every"
                 " run when the command ends); fix: sqlite:///path/to/mlflow.db"
             )
+        if db is not None and db.is_dir():
+            raise TrackingError(f"tracking URI {uri!r} names a folder, not a database file"
+                                f" (fix: sqlite:///{db.resolve() / 'mlflow.db'})")
         # A SQLite store keeps its artifacts beside the database file, not in the cwd.
         return Store(uri, artifact_root=db.resolve().parent / "artifacts") if db else store
     root = DEFAULT_STORE_DIR.resolve()

@@ -88,6 +88,8 @@ CASES = [
          "names no database file"),
     Case("uri-sqlite-no-path", ["run", "toy_fit", "--tracking-uri", "sqlite:///"], 1,
          "names no database file"),
+    Case("uri-sqlite-folder", ["run", "toy_fit"], 1, "names a folder, not a database file",
+         lambda tmp: {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}"}),
     Case("uri-sqlite-not-a-database", ["run", "toy_fit"], 1, "is not an SQLite database",
          lambda tmp: ((tmp / "notes.txt").write_text("my notes"),
                       {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'notes.txt'}"})[1]),
