@@ -227,7 +227,7 @@ def plugins(as_json):
 
 
 @main.command()
-@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; loopback unless you mean to share it.")
 @tracking_uri_option

@@ -64,6 +64,11 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
         raise DataError(f"{path}: {bad} samples are NaN or infinite (fix: re-export the file)")
+    if rate < MIN_SAMPLE_RATE:  # and resampling 1 Hz to 16 kHz would need 16,000x the memory
+        raise DataError(
+            f"{path}: sample rate {rate} Hz is below the supported minimum"
+            f" {MIN_SAMPLE_RATE} Hz (fix: provide a recording at 16 kHz)"
+        )
     return samples, int(rate)
 
 
@@ -72,11 +77,6 @@ def read_wav(path: Path) -> Recording:
     path = Path(path)
     samples, rate = read_audio(path)
     notes: list[str] = []
-    if rate < MIN_SAMPLE_RATE:
-        raise DataError(
-            f"{path}: sample rate {rate} Hz is below the supported minimum"
-            f" {MIN_SAMPLE_RATE} Hz (fix: provide a recording at 16 kHz)"
-        )
     if samples.shape[1] > 1:
         notes.append(f"{path.name}: {samples.shape[1]} channels downmixed to mono (mean)")
         mono = samples.mean(axis=1, dtype=np.float32)

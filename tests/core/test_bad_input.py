@@ -71,6 +71,12 @@ CASES = [
     Case("sweep-no-direction", ["sweep", "toy_fit", "-p", "lr=0.1,0.2", "--metric", "loaded"], 2,
          "declares no direction for metric 'loaded'"),
     Case("no-such-command", ["swep", "toy_fit"], 2, "No such command 'swep'"),
+    Case("ui-port-out-of-range", ["ui", "--port", "70000"], 2, "70000 is not in the range"),
+    Case("compare-plot-not-an-image", ["compare", "toy_fit", "-m", "loss", "--plot", "curves.txt"],
+         2, "the figure is saved as .png, .pdf, .svg"),
+    Case("data-root-is-a-file", ["datasets"], 1, "is not a folder (fix: point it at a folder",
+         lambda tmp: ((tmp / "afile").write_text("x"), {"DLBENCH_DATA": str(tmp / "afile"),
+                                                        "DLBENCH_LOAD_PLUGINS": "speech"})[1]),
     # --- plugins ---
     Case("plugin-fails-to-import", ["run", "broken_thing"], 2, "unknown experiment 'broken_thing'",
          lambda tmp: {"DLBENCH_LOAD_PLUGINS": "toy_plugin_dist,broken_plugin"}),

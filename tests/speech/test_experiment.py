@@ -185,7 +185,11 @@ def test_denoise_command_errors_are_one_clear_line(quick_run, store, tmp_path, c
 
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio at all")
-    for path, message in ((bad, "cannot be read as audio"), (tmp_path / "missing.wav", "file is missing")):
+    one_hertz = tmp_path / "slow.wav"  # resampled to 16 kHz it would need 16,000x the memory
+    soundfile.write(one_hertz, np.zeros(40_000, np.float32) + 0.1, 1)
+    for path, message in ((bad, "cannot be read as audio"),
+                          (tmp_path / "missing.wav", "file is missing"),
+                          (one_hertz, "sample rate 1 Hz is below the supported minimum")):
         out = denoise(quick_run["run_id"], path)
         assert out.exit_code == 1 and message in out.stderr.strip().splitlines()[-1]
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
