@@ -177,6 +177,7 @@ def dlbench_experiments():
 '''
 
 
+@pytest.mark.slow  # seven dlbench processes
 def test_full_disk_is_one_clear_line_and_readers_still_work(small_disk, toy_env, toy_site):
     """Subprocesses only: a reader of the full disk must not find the WAL index a live
     connection of this process would keep."""

@@ -226,7 +226,7 @@ def test_denoise_never_harms_the_input_or_an_existing_file(quick_run, store, tmp
     assert failed.exit_code == 2 and existing.read_bytes() == b"an earlier result"
 
 
-def test_denoise_reads_mp3_bytes_named_wav_and_writes_pcm_wav(quick_run, store, tmp_path):
+def test_denoise_reads_mp3_bytes_named_wav_and_writes_pcm_wav(quick_run, store, tmp_path, cli):
     """MP3 bytes behind a .wav name are decoded by their content; the output is PCM WAV,
     written over an existing file of its name only once it is complete."""
     samples, rate = soundfile.read(COURSE / "test_x_01.wav", frames=3 * 16000)
@@ -236,9 +236,9 @@ def test_denoise_reads_mp3_bytes_named_wav_and_writes_pcm_wav(quick_run, store, 
     target = tmp_path / "talk.denoised.wav"
     target.write_bytes(b"an earlier result")
     mode = target.stat().st_mode & 0o777  # what this umask gives a new file
-    out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store,
-                   str(disguised)])
-    assert out.returncode == 0, out.stderr
+    out = cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store, str(disguised)],
+              env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr
     assert target.stat().st_mode & 0o777 == mode  # not the temporary file's private 0600
     info = soundfile.info(target)
     assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", rate)
