@@ -22,7 +22,7 @@ from dlbench.errors import UsageError
 from dlbench.lifecycle import context_tags, ending, start_run
 from dlbench.orphans import repair_orphans_quietly
 from dlbench.registry import Registry
-from dlbench.store import Store, experiment_id, open_store, resolve_store
+from dlbench.store import Store, artifact_folder, experiment_id, open_store, resolve_store
 
 DEFAULT_SEED = 0
 RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
@@ -80,6 +80,8 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None)
     params = experiment.resolve_params(request.params, quick=request.quick)
     check_data_path(request.data_path)
     store = store or resolve_store(request.tracking_uri)
+    if request.experiment_name and store.artifact_root is not None:
+        artifact_folder(store.artifact_root, request.experiment_name)  # a usage error: say it now
     client = open_store(store)
     repair_orphans_quietly(client)
 

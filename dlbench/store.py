@@ -387,7 +387,7 @@ def experiment_id(client, name: str, store: Store) -> str:
                 " --experiment-name with another name"
             )
         return found.experiment_id
-    location = _artifact_folder(store.artifact_root, name).as_uri() if store.artifact_root else None
+    location = artifact_folder(store.artifact_root, name).as_uri() if store.artifact_root else None
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:
@@ -398,7 +398,7 @@ def experiment_id(client, name: str, store: Store) -> str:
         return found.experiment_id
 
 
-def _artifact_folder(root: Path, name: str) -> Path:
+def artifact_folder(root: Path, name: str) -> Path:
     """Where experiment ``name`` keeps its artifacts: a folder inside ``root``, whatever the
     name holds (``../x`` or ``/home/me`` would otherwise write artifacts anywhere)."""
     folder = (root / name).resolve()
