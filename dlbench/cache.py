@@ -33,7 +33,13 @@ def data_root() -> Path:
     """``$DLBENCH_DATA`` or the user cache dir (``~/.cache/dlbench`` on Linux); not created."""
     configured = os.environ.get("DLBENCH_DATA", "").strip()
     if configured:
-        return Path(configured).expanduser()
+        root = Path(configured).expanduser()
+        if root.exists() and not root.is_dir():
+            from dlbench.errors import DataError
+
+            raise DataError(f"DLBENCH_DATA={configured} is not a folder (fix: point it at a"
+                            " folder, or unset it for the user cache dir)")
+        return root
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("dlbench", appauthor=False))
@@ -108,6 +114,10 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        # The temp file is private (0600); the result gets the usual umask'd permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)
         os.replace(handle.name, path)
     except BaseException:
         try:

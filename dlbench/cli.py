@@ -18,7 +18,7 @@ import click
 
 from dlbench import __version__
 from dlbench.console import emit_json, registry, stdout_to_stderr
-from dlbench.errors import EXIT_INTERRUPTED, DlbenchError, PluginError
+from dlbench.errors import EXIT_INTERRUPTED, DlbenchError, PluginError, first_line
 from dlbench.options import json_option, run_options, tracking_uri_option
 from dlbench.tables import format_table
 
@@ -73,7 +73,8 @@ class DlbenchGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
-            _report(ctx, f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            _report(ctx, f"error: {type(exc).__name__}: {first_line(exc)}"
+                         " (run with --debug for the traceback)")
             ctx.exit(1)
 
 
@@ -198,7 +199,8 @@ def run(name, params, data_path, quick, seed, experiment_name, run_name, trackin
     if result.status == "KILLED":
         sys.exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
-        click.echo(f"error: run {result.run_id} {result.status}: {result.error}", err=True)
+        reason = (result.error or "").strip().splitlines() or ["no reason recorded"]
+        click.echo(f"error: run {result.run_id} {result.status}: {reason[0]}", err=True)
         sys.exit(1)
 
 
@@ -241,7 +243,7 @@ def plugins(as_json):
 
 
 @main.command()
-@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; loopback unless you mean to share it.")
 @tracking_uri_option

@@ -14,6 +14,10 @@ tracking_uri_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (logs go to stderr).")
 
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy accepts: a usage error beyond it, not a FAILED run."""
+
+
 def _no_system_metrics(ctx, param, value):
     if value:  # read by every run this process (or its workers) starts: dlbench.system_metrics
         import os
@@ -29,7 +33,7 @@ RUN_OPTIONS = (
     click.option("--data", "data_path", type=click.Path(path_type=Path),
                  help="Where the data is (the layout is detected; see: dlbench datasets)."),
     click.option("--quick", is_flag=True, help="Smoke mode: tiny data, one epoch, seconds."),
-    click.option("--seed", type=int, default=0, show_default=True,
+    click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
                  help="Seed for python, numpy, TF."),
     click.option("--experiment-name", help="MLflow experiment to log into [default: NAME]."),
     tracking_uri_option,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,10 +23,12 @@ from dlbench.lifecycle import context_tags, ending, start_run
 from dlbench.models import check_registration
 from dlbench.orphans import repair_orphans_quietly
 from dlbench.registry import Registry
-from dlbench.store import Store, experiment_id, open_store, resolve_store
+from dlbench.store import Store, artifact_folder, experiment_id, open_store, resolve_store
 
 DEFAULT_SEED = 0
 DATA_PATH_TAG = "dlbench.data_path"
+RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+"""What a run id may hold (MLflow's are 32 hex digits): it becomes part of a folder name."""
 
 
 @dataclass
@@ -79,10 +82,15 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None,
                          " not use TensorFlow")
     if request.resume_run_id and request.params:
         raise UsageError("--resume continues with the run's own params (fix: drop the -p options)")
+    if request.resume_run_id and not RUN_ID.fullmatch(request.resume_run_id):
+        raise UsageError(f"--resume {request.resume_run_id!r} is not a run id (fix: the run_id"
+                         " that `dlbench run --json` or `dlbench runs` prints)")
     params = experiment.resolve_params(request.params, quick=request.quick)
     check_data_path(request.data_path)
     check_registration(request.register, request.alias)
     store = store or resolve_store(request.tracking_uri)
+    if request.experiment_name and store.artifact_root is not None:
+        artifact_folder(store.artifact_root, request.experiment_name)  # a usage error: say it now
     client = open_store(store)
     repair_orphans_quietly(client)
 

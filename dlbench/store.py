@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from dlbench.errors import TrackingError, first_line
+from dlbench.errors import TrackingError, UsageError, first_line
 
 DEFAULT_STORE_DIR = Path("mlruns")
 
@@ -50,6 +50,14 @@ def resolve_store(uri: str | None = None) -> Store:
             )
         store = Store(uri)
         db = store.sqlite_path
+        if db is not None and (not db.name or db.name == ":memory:"):
+            raise TrackingError(
+                f"tracking URI {uri!r} names no database file (an in-memory store forgets every"
+                " run when the command ends); fix: sqlite:///path/to/mlflow.db"
+            )
+        if db is not None and db.is_dir():
+            raise TrackingError(f"tracking URI {uri!r} names a folder, not a database file"
+                                f" (fix: sqlite:///{db.resolve() / 'mlflow.db'})")
         # A SQLite store keeps its artifacts beside the database file, not in the cwd.
         return Store(uri, artifact_root=db.resolve().parent / "artifacts") if db else store
     root = DEFAULT_STORE_DIR.resolve()
@@ -60,22 +68,30 @@ def open_store(store: Store, *, create: bool = True):
     """Create the store if needed, check it is writable, and return an MlflowClient.
 
     Commands that only read (``compare``, ``runs``, ``denoise``) pass ``create=False``: a
-    mistyped SQLite path is then an error, not a new empty store.
+    mistyped SQLite path is then an error, not a new empty store, and the store is not checked
+    for writability, so they work on a full disk or a read-only store.
 
-    Checked before any training starts, so an unwritable or full store fails in seconds with
-    one clear line instead of after an hour of work. A SQLite store is switched to WAL mode
-    and its client retries "database is locked", so several runs can share it. Orphaned runs
-    are the caller's business (:mod:`dlbench.orphans`).
+    Checked before any training starts, so an unwritable, read-only, full or nearly full
+    store fails in seconds with one clear line instead of after an hour of work. A new SQLite
+    store is built aside and renamed into place (:func:`_create_sqlite`); it is switched to WAL
+    mode and its client retries "database is locked", so several runs can share it, and says
+    in one line when the disk fills up. Orphaned runs are the caller's business
+    (:mod:`dlbench.orphans`).
     """
     db = store.sqlite_path
-    if db is not None and not create and not db.is_file():
+    if db is not None and not create and not _exists(db):
         raise TrackingError(
             f"no tracking store at {db} (fix: run an experiment first, or pass --tracking-uri)"
         )
-    if db is not None:
-        _check_writable(db.parent)
-    if store.artifact_root is not None:
-        _check_writable(store.artifact_root)
+    if db is not None and _exists(db):
+        _check_is_sqlite(db)
+    if create:  # readers must work on a full disk: only a command that writes checks it
+        if db is not None:
+            _check_writable(db.parent)
+            if _exists(db):
+                _check_writable_file(db)
+        if store.artifact_root is not None:
+            _check_writable(store.artifact_root)
     import logging
 
     from mlflow import MlflowClient
@@ -83,40 +99,134 @@ def open_store(store: Store, *, create: bool = True):
     # MLflow announces schema creation and migrations at INFO; users need only problems.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # It logs a traceback for each failed SQL call, then raises: dlbench reports it in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     if store.uri.startswith(("http://", "https://")):
         _check_reachable(store.uri)
     try:
         if db is None:
             client = MlflowClient(tracking_uri=store.uri)
             client.search_experiments(max_results=1)
+        elif not create:
+            client = _reader(db, store.uri)
         else:
             from filelock import FileLock
 
             # Several runs starting at once must not race to create the schema.
             with FileLock(str(db) + ".lock", timeout=120):
+                if not _exists(db):
+                    _create_sqlite(db, store.artifact_root or db.resolve().parent / "artifacts")
                 client = MlflowClient(tracking_uri=store.uri)
                 client.search_experiments(max_results=1)
                 _use_wal(db)
             client = RetryingClient(client)
     except Exception as exc:
+        if _is_out_of_space(exc):
+            raise TrackingError(_out_of_space(store.uri, exc)) from exc
         raise TrackingError(f"cannot use tracking store {store.uri}: {first_line(exc)}") from exc
     return client
 
 
-def _check_reachable(uri: str) -> None:
-    """Fail in seconds when nothing listens at a server URI (MLflow itself retries for minutes)."""
-    import socket
+REACHABLE_TIMEOUT_S = 5.0
+"""How long a tracking server may take to answer ``/health`` before dlbench gives up."""
 
-    parsed = urlparse(uri)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+
+def _check_reachable(uri: str) -> None:
+    """Fail in seconds when a server URI does not answer HTTP (MLflow itself retries for
+    minutes, and waits for ever on a server that accepts connections but never replies).
+
+    Any HTTP reply counts, an error status too (a proxy in front may not route ``/health``):
+    the server is there, and MLflow reports what it says.
+    """
+    import socket
+    import ssl
+    import urllib.error
+    import urllib.request
+
     try:
-        with socket.create_connection((parsed.hostname or "", port), timeout=10):
-            pass
-    except OSError as exc:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACHABLE_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):
+            return  # it answered the handshake; MLflow's TLS settings decide the rest
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            reason = f"no answer within {REACHABLE_TIMEOUT_S:g} s"
+        elif isinstance(reason, OSError):
+            reason = reason.strerror or reason
         raise TrackingError(
-            f"cannot reach tracking server {uri} ({exc.strerror or exc});"
+            f"cannot reach tracking server {uri} ({reason});"
             " fix: start it (mlflow server --host ... --port ...) or pass another --tracking-uri"
         ) from exc
+
+
+def _reader(db: Path, uri: str):
+    """A client for commands that only read an existing SQLite store, full disk or not.
+
+    A reader of a WAL-mode database needs room for its 32 KiB index file (``-shm``); on a full
+    disk it gets none, and SQLite says "disk I/O error". Then the file is read as it is
+    (``immutable``: no index, no locks), which is all ``runs`` and ``compare`` need.
+    """
+    from urllib.parse import quote
+
+    from mlflow import MlflowClient
+
+    try:
+        client = RetryingClient(MlflowClient(tracking_uri=uri))
+        client.search_experiments(max_results=1)
+    except Exception as exc:
+        if not _is_out_of_space(exc):
+            raise
+        # sqlite+pysqlite: MLflow would otherwise make a folder named "file:" in the cwd.
+        frozen = f"sqlite+pysqlite:///file:{quote(str(db.resolve()))}?immutable=1&uri=true"
+        client = RetryingClient(MlflowClient(tracking_uri=frozen))
+        client.search_experiments(max_results=1)
+    return client
+
+
+def _exists(db: Path) -> bool:
+    """A store is there once its file has content (``sqlite3.connect`` leaves empty files)."""
+    return db.is_file() and db.stat().st_size > 0
+
+
+def _check_is_sqlite(db: Path) -> None:
+    """A mistyped URI may name any file: refuse it before a lock file appears beside it."""
+    try:
+        with open(db, "rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise TrackingError(f"cannot read tracking store {db} ({exc.strerror or exc})") from exc
+    if header != b"SQLite format 3\0":
+        raise TrackingError(f"{db} is not an SQLite database (fix: pass the path of an MLflow"
+                            " store, or a new file name, in --tracking-uri)")
+
+
+def _create_sqlite(db: Path, artifact_root: Path) -> None:
+    """Build a new store's schema in a temporary file beside ``db``, then rename it into place.
+
+    MLflow makes a SQLite store through dozens of schema migrations that are not one
+    transaction: a process killed half way left a file that every later command refused
+    ("table _alembic_tmp_runs already exists"). Built aside and renamed (atomic within one
+    folder), the store is either absent or complete. Called under the store's file lock, so
+    whatever is left of another build was left by a killed process and is removed.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    def remove_leftovers():
+        for leftover in db.parent.glob(f".{db.name}.*.creating*"):
+            leftover.unlink(missing_ok=True)
+
+    remove_leftovers()
+    building = db.with_name(f".{db.name}.{os.getpid()}.creating")
+    try:
+        made = SqlAlchemyStore(f"sqlite:///{building}", artifact_root.as_uri())
+        made.engine.dispose()  # every connection closed: the file holds the whole schema
+        os.replace(building, db)
+    except BaseException:
+        remove_leftovers()
+        raise
 
 
 def _use_wal(db: Path) -> None:
@@ -136,12 +246,31 @@ def _use_wal(db: Path) -> None:
 LOCKED_MESSAGES = ("database is locked", "database table is locked", "SQLITE_BUSY")
 
 
-def _is_locked(exc: BaseException | None) -> bool:
+OUT_OF_SPACE_MESSAGES = ("database or disk is full", "disk I/O error", "No space left on device")
+
+
+def _says(exc: BaseException | None, messages: tuple[str, ...]) -> bool:
+    """Whether ``exc``, or an exception it was raised from, carries one of ``messages``."""
     while exc is not None:
-        if any(message in str(exc) for message in LOCKED_MESSAGES):
+        if any(message in str(exc) for message in messages):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _is_locked(exc: BaseException | None) -> bool:
+    return _says(exc, LOCKED_MESSAGES)
+
+
+def _is_out_of_space(exc: BaseException | None) -> bool:
+    return _says(exc, OUT_OF_SPACE_MESSAGES)
+
+
+def _out_of_space(uri: str, exc: BaseException) -> str:
+    """SQLite says "disk I/O error" or "database or disk is full"; the user needs the fix."""
+    return (f"cannot write tracking store {uri}: the disk is full or failing"
+            f" ({first_line(exc).removeprefix('(sqlite3.OperationalError) ')});"
+            " fix: free space there, or pass --tracking-uri")
 
 
 class RetryingClient:
@@ -170,6 +299,8 @@ class RetryingClient:
                 try:
                     return attribute(*args, **kwargs)
                 except Exception as exc:
+                    if _is_out_of_space(exc):
+                        raise TrackingError(_out_of_space(self._client.tracking_uri, exc)) from exc
                     if attempt == self._attempts - 1 or not _is_locked(exc):
                         raise
                     time.sleep(delay * (1 + random.random()))
@@ -179,18 +310,46 @@ class RetryingClient:
         return call
 
 
+MIN_FREE_BYTES = 16 * 2**20
+"""Free space a store folder must have before a run starts: SQLite's growth and a few model
+files. Below it a run would fail half way with SQLite's "disk I/O error"."""
+
+
 def _check_writable(folder: Path) -> None:
+    import shutil
+
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".dlbench-write-check-") as probe:
             probe.write(b"\0" * 4096)
             probe.flush()
             os.fsync(probe.fileno())
+        free = shutil.disk_usage(folder).free
     except OSError as exc:
         raise TrackingError(
             f"tracking store folder {folder} is not writable ({exc.strerror or exc});"
             " fix: free space or permissions there, or pass --tracking-uri"
         ) from exc
+    if free < MIN_FREE_BYTES:
+        raise TrackingError(
+            f"tracking store folder {folder} is nearly full ({free / 2**20:.1f} MiB free, a run"
+            f" needs {MIN_FREE_BYTES // 2**20} MiB); fix: free space there, or pass --tracking-uri"
+        )
+
+
+def _check_writable_file(db: Path) -> None:
+    """The database file itself (and its WAL files) must open for writing: a read-only or
+    immutable file in a writable folder otherwise fails at the first write, deep in MLflow."""
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            os.close(os.open(path, os.O_RDWR))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise TrackingError(
+                f"tracking store {path} is read-only ({exc.strerror or exc});"
+                " fix: make it writable (chmod u+w, chattr -i) or pass --tracking-uri"
+            ) from exc
 
 
 def all_experiment_ids(client) -> list[str]:
@@ -237,7 +396,7 @@ def experiment_id(client, name: str, store: Store) -> str:
             if key not in found.tags:
                 client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
-    location = (store.artifact_root / name).as_uri() if store.artifact_root else None
+    location = artifact_folder(store.artifact_root, name).as_uri() if store.artifact_root else None
     try:
         return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     except Exception:
@@ -246,6 +405,18 @@ def experiment_id(client, name: str, store: Store) -> str:
         if found is None:
             raise
         return found.experiment_id
+
+
+def artifact_folder(root: Path, name: str) -> Path:
+    """Where experiment ``name`` keeps its artifacts: a folder inside ``root``, whatever the
+    name holds (``../x`` or ``/home/me`` would otherwise write artifacts anywhere)."""
+    folder = (root / name).resolve()
+    if root.resolve() not in folder.parents:
+        raise UsageError(
+            f"--experiment-name {name!r} would keep its artifacts outside the store, in {folder}"
+            " (fix: a name without '..' or a leading '/')"
+        )
+    return folder
 
 
 def ui_command(uri: str | None, host: str, port: int) -> list[str]:

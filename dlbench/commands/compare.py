@@ -15,6 +15,9 @@ import click
 from dlbench.options import tracking_uri_option
 
 
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
 @click.command("compare")
 @click.argument("name")
 @click.option("--metric", "-m", "metrics", multiple=True, metavar="M",
@@ -42,6 +45,9 @@ def command(name, metrics, order, last, children, plot, tracking_uri, as_json):
 
     if plot is not None and not metrics:
         raise UsageError("--plot needs at least one --metric to draw (fix: --metric loss)")
+    if plot is not None and plot.suffix.lower() not in PLOT_FORMATS:
+        raise UsageError(f"--plot {plot}: the figure is saved as {', '.join(PLOT_FORMATS)}"
+                         f" (fix: --plot {plot.with_suffix('.png')})")
     store = resolve_store(tracking_uri)
     client = open_store(store, create=False)
     repair_orphans_quietly(client)

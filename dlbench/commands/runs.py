@@ -23,7 +23,7 @@ def command(repair, tracking_uri, as_json):
     """List runs marked RUNNING; with --repair, close the orphaned ones as FAILED."""
     import socket
 
-    from dlbench.errors import TrackingError
+    from dlbench.errors import TrackingError, first_line
     from dlbench.orphans import HOST_TAG, PID_TAG, find_orphans, repair_orphans, running_runs
     from dlbench.store import open_store, resolve_store
     from dlbench.tables import format_table
@@ -34,7 +34,7 @@ def command(repair, tracking_uri, as_json):
         orphans = repair_orphans(client) if repair else find_orphans(client)
         running = running_runs(client)
     except Exception as exc:
-        raise TrackingError(f"cannot search runs in {store.uri}: {exc}") from exc
+        raise TrackingError(f"cannot search runs in {store.uri}: {first_line(exc)}") from exc
     orphan_ids = {o.run_id for o in orphans}
     rows = [
         {"run_id": r.info.run_id, "name": r.info.run_name,

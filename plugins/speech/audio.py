@@ -11,7 +11,10 @@ Decisions (recorded per file in the returned notes, which end up in ``SpeechData
   missing most of the consonant band the experiments score.
 - NaN/inf samples, empty files and files that are not audio are rejected.
 - A clean reference that is silent is rejected: SNR = 10 log10(|s|^2 / |s - y|^2) is
-  undefined (or meaningless) when |s|^2 is zero.
+  undefined (or meaningless) when |s|^2 is zero. A silent noisy recording is rejected too:
+  there is nothing to denoise, and training on it only ends in a dead output.
+- A scored clip shorter than 0.5 s is rejected when the data is loaded, not after training:
+  PESQ and STOI cannot score it.
 - A clean/noisy pair may differ in length by at most one hop (512 samples, ~32 ms: one STFT
   frame); the longer is trimmed with a note. Beyond that the files are not a parallel pair.
 """
@@ -28,6 +31,7 @@ from dlbench_plugins.speech.clips import HOP, SAMPLE_RATE
 
 MIN_SAMPLE_RATE = 8_000
 SILENCE_RMS = 1e-6  # below ~ -120 dBFS: no speech in it
+MIN_SCORED_SECONDS = 0.5  # PESQ: 0.25 s; STOI: 30 frames of 256 samples at 10 kHz, hop 128
 
 
 @dataclass
@@ -60,6 +64,11 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
         raise DataError(f"{path}: {bad} samples are NaN or infinite (fix: re-export the file)")
+    if rate < MIN_SAMPLE_RATE:  # and resampling 1 Hz to 16 kHz would need 16,000x the memory
+        raise DataError(
+            f"{path}: sample rate {rate} Hz is below the supported minimum"
+            f" {MIN_SAMPLE_RATE} Hz (fix: provide a recording at 16 kHz)"
+        )
     return samples, int(rate)
 
 
@@ -68,11 +77,6 @@ def read_wav(path: Path) -> Recording:
     path = Path(path)
     samples, rate = read_audio(path)
     notes: list[str] = []
-    if rate < MIN_SAMPLE_RATE:
-        raise DataError(
-            f"{path}: sample rate {rate} Hz is below the supported minimum"
-            f" {MIN_SAMPLE_RATE} Hz (fix: provide a recording at 16 kHz)"
-        )
     if samples.shape[1] > 1:
         notes.append(f"{path.name}: {samples.shape[1]} channels downmixed to mono (mean)")
         mono = samples.mean(axis=1, dtype=np.float32)
@@ -88,11 +92,31 @@ def read_wav(path: Path) -> Recording:
 
 def check_reference(samples: np.ndarray, where: str) -> None:
     """A clean reference must carry signal, or the SNR against it is undefined."""
+    _check_not_silent(samples, where, "clean reference", "SNR is undefined",
+                      "the clean recording that matches the noisy one")
+
+
+def check_noisy(samples: np.ndarray, where: str) -> None:
+    """A silent noisy recording holds nothing to denoise: the network would learn to output
+    zeros (a "dead" model), after minutes of training."""
+    _check_not_silent(samples, where, "noisy recording", "there is nothing to denoise",
+                      "the noisy recording that matches the clean one")
+
+
+def _check_not_silent(samples: np.ndarray, where: str, what: str, why: str, fix: str) -> None:
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     if rms < SILENCE_RMS:
+        raise DataError(f"{where}: {what} is silent (RMS {rms:.1e}), so {why} (fix: provide {fix})")
+
+
+def check_scorable(samples: np.ndarray, where: str) -> None:
+    """A scored clip must be long enough for every score: PESQ refuses clips under 0.25 s
+    and STOI needs 30 frames of 25.6 ms (it returns a meaningless 1e-5 below that)."""
+    seconds = len(samples) / SAMPLE_RATE
+    if seconds < MIN_SCORED_SECONDS:
         raise DataError(
-            f"{where}: clean reference is silent (RMS {rms:.1e}), so SNR is undefined"
-            " (fix: provide the clean recording that matches the noisy one)"
+            f"{where}: the scored clip is {seconds:.2f} s long; PESQ and STOI need at least"
+            f" {MIN_SCORED_SECONDS:g} s (fix: provide longer recordings)"
         )
 
 

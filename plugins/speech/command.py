@@ -13,6 +13,7 @@ existing one.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -68,12 +69,16 @@ def check_output(input_path: Path, output_path: Path) -> None:
     """Refuse, before any work, an output that would overwrite the input or cannot be written."""
     if output_path.suffix.lower() != ".wav":
         raise UsageError(f"{output_path}: the output is written as WAV (fix: name it *.wav)")
-    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
+    if output_path.exists() and input_path.exists() and os.path.samefile(output_path, input_path):
         raise UsageError(f"{output_path} is the input recording; it would be overwritten"
                          " (fix: give another OUTPUT.wav, or leave it out)")
+    if output_path.is_dir():
+        raise UsageError(f"{output_path} is a folder (fix: give a file name, OUTPUT.wav)")
     folder = output_path.parent if str(output_path.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"{output_path}: folder {folder} does not exist (fix: create it first)")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{output_path}: folder {folder} is not writable (fix: write elsewhere)")
 
 
 def write_wav(path: Path, audio, rate: int, subtype: str) -> None:
@@ -116,6 +121,12 @@ def fetch_denoiser(run_id: str, tracking_uri: str | None, folder: Path):
         needed = {f"{MODEL_ARTIFACT}/{SETTINGS_FILE}", f"{MODEL_ARTIFACT}/{NETWORK_FILE}"}
         if not needed <= files:
             what = run.data.tags.get("dlbench.experiment") or run.info.run_name
+            if run.info.status != "FINISHED" and str(what).startswith("denoise_"):
+                raise UsageError(
+                    f"run {run_id} ({what}) is {run.info.status}: it did not finish, so it saved"
+                    f" no model; fix: pass a FINISHED run, or finish this one with"
+                    f" `dlbench run {what} --resume {run_id}`"
+                )
             raise UsageError(
                 f"run {run_id} ({what}) is not a denoiser: it has no {' and '.join(sorted(needed - files))};"
                 " fix: pass the run id of a denoise_dense or denoise_conv1d run"

@@ -27,7 +27,8 @@ import numpy as np
 
 from dlbench.errors import DataError
 from dlbench_plugins.speech import layouts
-from dlbench_plugins.speech.audio import check_reference, match_pair, read_wav
+from dlbench_plugins.speech.audio import (check_noisy, check_reference, check_scorable,
+                                          match_pair, read_wav)
 from dlbench_plugins.speech.clips import HOP, SAMPLE_RATE, SpeechClip, SpeechData
 
 HELD_OUT_FRACTION = 0.15
@@ -146,6 +147,7 @@ def _read_pair(clean_path: Path, noisy_path: Path, notes: list[str]) -> tuple[np
     noisy = read_wav(noisy_path)
     notes += clean.notes + noisy.notes
     check_reference(clean.samples, str(clean_path))
+    check_noisy(noisy.samples, str(noisy_path))
     return match_pair(clean.samples, noisy.samples, clean_path.name, noisy_path.name, notes)
 
 
@@ -216,6 +218,8 @@ def _matched(clean_dir: Path, noisy_dir: Path) -> list[tuple[Path, Path]]:
 def _finish(layout, source, train, evaluation, listen, notes, files, quick) -> SpeechData:
     from dlbench.cache import file_digest
 
+    for clip in evaluation:  # checked now, not by PESQ after the training
+        check_scorable(clip.noisy, f"{source}: {clip.name}")
     # The digest names the files *and* the protocol that cut them, so a quick run or a
     # change of held-out split never shares cached features with a full one.
     protocol = hashlib.sha256()

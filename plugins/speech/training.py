@@ -202,7 +202,8 @@ def train(ctx, build, fit: Frames, validation: Frames):
         ctx.log(message)
         ctx.set_tags({"dlbench.dead_output": message})
         learning_rate /= 4
+    scale = "" if p["compression"] == "log1p" else ", or use -p compression=log1p so inputs are scaled"
     raise RuntimeError(
         f"denoiser output is all zeros (dead ReLU) after {attempt} attempt(s); lower"
-        " -p learning_rate, or use -p compression=log1p so inputs are scaled"
+        f" -p learning_rate{scale}"
     )

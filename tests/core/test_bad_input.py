@@ -57,6 +57,13 @@ CASES = [
     Case("no-equals", ["run", "toy_fit", "-p", "lr"], 2, "-p expects KEY=VALUE"),
     Case("empty-key", ["run", "toy_fit", "-p", "=3"], 2, "-p expects KEY=VALUE"),
     Case("seed-not-int", ["run", "toy_fit", "--seed", "x"], 2, "'x' is not a valid integer"),
+    Case("seed-negative", ["run", "toy_fit", "--seed", "-1"], 2,
+         "'--seed': -1 is not in the range 0<=x<=4294967295"),
+    Case("seed-too-large", ["run", "toy_fit", "--seed", str(2**32)], 2, "is not in the range"),
+    Case("sweep-seed-negative", ["sweep", "toy_fit", "-p", "lr=0.1,0.2", "--seed", "-1"], 2,
+         "'--seed': -1 is not in the range"),
+    Case("int-beyond-any-bound", ["run", "denoise_dense", "-p", "epochs=" + "9" * 26], 2,
+         "above the maximum 100000", lambda tmp: {"DLBENCH_LOAD_PLUGINS": "speech"}),
     Case("missing-name", ["run"], 2, "Missing argument 'NAME'"),
     Case("no-such-data", ["run", "toy_fit", "--data", "/no/such/folder"], 2, "no such file or folder"),
     Case("sweep-empty-value", ["sweep", "toy_fit", "-p", "lr=0.1,,0.2"], 2, "empty value"),
@@ -64,6 +71,12 @@ CASES = [
     Case("sweep-no-direction", ["sweep", "toy_fit", "-p", "lr=0.1,0.2", "--metric", "loaded"], 2,
          "declares no direction for metric 'loaded'"),
     Case("no-such-command", ["swep", "toy_fit"], 2, "No such command 'swep'"),
+    Case("ui-port-out-of-range", ["ui", "--port", "70000"], 2, "70000 is not in the range"),
+    Case("compare-plot-not-an-image", ["compare", "toy_fit", "-m", "loss", "--plot", "curves.txt"],
+         2, "the figure is saved as .png, .pdf, .svg"),
+    Case("data-root-is-a-file", ["datasets"], 1, "is not a folder (fix: point it at a folder",
+         lambda tmp: ((tmp / "afile").write_text("x"), {"DLBENCH_DATA": str(tmp / "afile"),
+                                                        "DLBENCH_LOAD_PLUGINS": "speech"})[1]),
     # --- plugins ---
     Case("plugin-fails-to-import", ["run", "broken_thing"], 2, "unknown experiment 'broken_thing'",
          lambda tmp: {"DLBENCH_LOAD_PLUGINS": "toy_plugin_dist,broken_plugin"}),
@@ -77,10 +90,24 @@ CASES = [
     Case("uri-under-a-file", ["run", "toy_fit"], 1, "not writable",
          lambda tmp: ((tmp / "f").write_text("x"),
                       {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'f' / 'sub' / 'mlflow.db'}"})[1]),
+    Case("uri-sqlite-in-memory", ["run", "toy_fit", "--tracking-uri", "sqlite:///:memory:"], 1,
+         "names no database file"),
+    Case("uri-sqlite-no-path", ["run", "toy_fit", "--tracking-uri", "sqlite:///"], 1,
+         "names no database file"),
+    Case("uri-sqlite-folder", ["run", "toy_fit"], 1, "names a folder, not a database file",
+         lambda tmp: {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}"}),
+    Case("uri-sqlite-not-a-database", ["run", "toy_fit"], 1, "is not an SQLite database",
+         lambda tmp: ((tmp / "notes.txt").write_text("my notes"),
+                      {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'notes.txt'}"})[1]),
     Case("uri-server-down", ["run", "toy_fit", "--tracking-uri", "http://127.0.0.1:9"], 1,
          "cannot reach tracking server"),
     Case("uri-unknown-scheme", ["run", "toy_fit", "--tracking-uri", "bogus://x"], 1,
          "cannot use tracking store bogus://x"),
+    Case("experiment-name-escapes-up", ["run", "toy_fit", "--experiment-name", "../../elsewhere"],
+         2, "would keep its artifacts outside the store"),
+    Case("experiment-name-absolute", ["run", "toy_fit", "--experiment-name", "/tmp/elsewhere"],
+         2, "would keep its artifacts outside the store"),
+    Case("resume-not-a-run-id", ["run", "toy_fit", "--resume", "../../x"], 2, "is not a run id"),
     Case("experiment-deleted", ["run", "toy_fit", "--experiment-name", "gone"], 1,
          "'gone' is deleted", deleted_experiment),
     Case("runs-no-store", ["runs"], 1, "no tracking store",
@@ -101,3 +128,24 @@ def plugin_site(tmp_path_factory):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_input(case, plugin_site, tmp_path, monkeypatch):
     check_bad_input(case, plugin_site, tmp_path, "toy_plugin_dist", monkeypatch)
+
+
+def test_every_size_a_built_in_experiment_takes_has_a_ceiling():
+    """An int param is a count of epochs, images, frames or layers: without an upper bound one
+    typo (``-p epochs=99999999999999999999999999``) runs for ever or exhausts memory."""
+    import sys
+
+    from dlbench.registry import load_registry
+    from support import REPO
+
+    sys.path.insert(0, str(REPO / "examples" / "dlbench-example-plugin"))
+    try:
+        import dlbench_example
+    finally:
+        sys.path.pop(0)
+    experiments = [*load_registry().experiments.values()]
+    declared = [e.value for e in experiments] + dlbench_example.dlbench_experiments()
+    assert {"denoise_dense", "cifar_aug", "example_logistic"} <= {e.name for e in declared}
+    unbounded = [f"{e.name}.{p.name}" for e in declared for p in e.params
+                 if p.type is int and p.high is None]
+    assert unbounded == []

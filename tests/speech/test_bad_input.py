@@ -18,11 +18,12 @@ from support import PROBE_PLUGIN, check_bad_input, data_case
 RATE = 16000
 
 
-def wav(path: Path, seconds: float = 2.0, rate: int = RATE, seed: int = 0) -> Path:
+def wav(path: Path, seconds: float = 2.0, rate: int = RATE, seed: int = 0, gain: float = 0.3) -> Path:
+    """Real 16-bit PCM bytes at ``path``: uniform noise at ``gain``."""
     import soundfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    samples = np.random.default_rng(seed).uniform(-0.3, 0.3, int(seconds * rate))
+    samples = np.random.default_rng(seed).uniform(-gain, gain, int(seconds * rate))
     soundfile.write(path, samples.astype(np.float32), rate, subtype="PCM_16")
     return path
 
@@ -54,6 +55,12 @@ CASES = [
               lambda d: course(d, dirty=lambda p: wav(p, seconds=3.0)), "not a parallel pair"),
     data_case("audio-pair-missing", "probe_speech", lambda d: course(d, dirty="absent"),
               "its parallel file"),
+    data_case("audio-too-short-to-score", "probe_speech",
+              lambda d: course(d, clean=lambda p: wav(p, seconds=0.1),
+                               dirty=lambda p: wav(p, seconds=0.1, seed=1)),
+              "PESQ and STOI need at least 0.5 s"),
+    data_case("audio-noisy-silent", "probe_speech",
+              lambda d: course(d, dirty=lambda p: wav(p, gain=0.0)), "noisy recording is silent"),
 ]
 
 SLOW_CASES = [
@@ -76,3 +83,18 @@ def test_bad_speech_data(case, plugin_site, tmp_path, monkeypatch):
 @pytest.mark.parametrize("case", SLOW_CASES, ids=lambda c: c.id)
 def test_bad_speech_data_real_experiment(case, plugin_site, tmp_path, monkeypatch):
     check_bad_input(case, plugin_site, tmp_path, "speech", monkeypatch)
+
+
+def test_a_header_that_claims_gigabytes_reads_as_empty(tmp_path):
+    """The RIFF and data sizes claim 4 GB; the file ends after its 44-byte header. Nothing is
+    allocated for the claim: the recording is refused as empty."""
+    from dlbench.errors import DataError
+    from dlbench_plugins.speech.audio import read_audio
+
+    path = wav(tmp_path / "huge.wav")
+    header = bytearray(path.read_bytes()[:44])
+    header[4:8] = (0xFFFFFFF0).to_bytes(4, "little")  # RIFF size
+    header[40:44] = (0xFFFFFFD0).to_bytes(4, "little")  # data chunk size
+    path.write_bytes(bytes(header))
+    with pytest.raises(DataError, match="huge.wav: holds no samples"):
+        read_audio(path)

@@ -36,7 +36,8 @@ def write(path: Path, samples, rate=RATE, subtype=None):
 
 
 def course(folder: Path, clean=None, noisy=None, tests=()) -> Path:
-    clean = tone(2.0) if clean is None else clean
+    """A course folder; its held-out tail (15 % of 4 s) is long enough to be scored."""
+    clean = tone(4.0) if clean is None else clean
     write(folder / "train_clean_male.wav", clean)
     write(folder / "train_dirty_male.wav", noisy_of(clean) if noisy is None else noisy)
     for ident, with_reference in tests:
@@ -83,7 +84,7 @@ def test_course_quick_is_small_and_parent_folder_is_accepted(shared_data):
 
 def test_references_are_scored_and_the_whole_pair_trains(tmp_path):
     data = load_speech(course(tmp_path, tests=[("01", True), ("02", False)]))
-    assert len(data.train[0].noisy) == 2 * RATE  # nothing held out
+    assert len(data.train[0].noisy) == 4 * RATE  # nothing held out
     assert [c.name for c in data.evaluation] == ["test_x_01"]
     assert data.evaluation[0].clean is not None
     assert [c.name for c in data.listen] == ["test_x_01", "test_x_02"]  # every test_x is listened to
@@ -154,7 +155,7 @@ def test_length_mismatch_beyond_one_hop_is_rejected(tmp_path):
 
 
 def test_length_mismatch_within_one_hop_is_trimmed_with_a_note(tmp_path):
-    clean = tone(2.0)
+    clean = tone(4.0)
     course(tmp_path, clean=clean, noisy=noisy_of(clean)[: len(clean) - 512])
     data = load_speech(tmp_path)
     whole = len(data.train[0].noisy) + len(data.evaluation[0].noisy)
@@ -163,7 +164,7 @@ def test_length_mismatch_within_one_hop_is_trimmed_with_a_note(tmp_path):
 
 
 def test_stereo_is_downmixed_with_a_note(tmp_path):
-    left, right = tone(2.0, freq=200.0), tone(2.0, freq=300.0)
+    left, right = tone(4.0, freq=200.0), tone(4.0, freq=300.0)
     clean = np.stack([left, right], axis=1)
     course(tmp_path, clean=clean, noisy=clean + 0.01)
     data = load_speech(tmp_path)
@@ -173,12 +174,12 @@ def test_stereo_is_downmixed_with_a_note(tmp_path):
 
 
 def test_other_rates_are_resampled_with_a_note(tmp_path):
-    clean = tone(2.0, rate=22_050)
+    clean = tone(4.0, rate=22_050)
     course(tmp_path)
     write(tmp_path / "train_clean_male.wav", clean, rate=22_050)
     write(tmp_path / "train_dirty_male.wav", noisy_of(clean), rate=22_050)
     data = load_speech(tmp_path)
-    assert len(data.train[0].noisy) + len(data.evaluation[0].noisy) == 2 * RATE
+    assert len(data.train[0].noisy) + len(data.evaluation[0].noisy) == 4 * RATE
     assert any("resampled 22050 Hz -> 16000 Hz with soxr" in n for n in data.notes)
 
 

@@ -335,9 +335,19 @@ def test_denoise_command_errors_are_one_clear_line(quick_run, store, tmp_path, c
     assert not_denoiser.exit_code == 2
     assert "is not a denoiser" in not_denoiser.stderr.strip().splitlines()[-1]
 
+    killed = client(store).create_run(experiment, tags={"dlbench.experiment": "denoise_dense"})
+    client(store).set_terminated(killed.info.run_id, "KILLED")
+    unfinished = denoise(killed.info.run_id, recording)
+    assert unfinished.exit_code == 2
+    assert "is KILLED: it did not finish" in unfinished.stderr.strip().splitlines()[-1]
+
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio at all")
-    for path, message in ((bad, "cannot be read as audio"), (tmp_path / "missing.wav", "file is missing")):
+    one_hertz = tmp_path / "slow.wav"  # resampled to 16 kHz it would need 16,000x the memory
+    soundfile.write(one_hertz, np.zeros(40_000, np.float32) + 0.1, 1)
+    for path, message in ((bad, "cannot be read as audio"),
+                          (tmp_path / "missing.wav", "file is missing"),
+                          (one_hertz, "sample rate 1 Hz is below the supported minimum")):
         out = denoise(quick_run["run_id"], path)
         assert out.exit_code == 1 and message in out.stderr.strip().splitlines()[-1]
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
@@ -372,6 +382,55 @@ def test_denoise_gives_the_same_snr_20_db_quieter_or_louder(quick_run, store, tm
     denoiser = fetch_denoiser(quick_run["run_id"], store, tmp_path / "model")
     snr[10.0] = snr_db(10 * clean, denoiser.denoise_audio(10 * noisy[:, None], rate)[:, 0])
     assert abs(snr[0.1] - snr[1.0]) < 0.5 and abs(snr[10.0] - snr[1.0]) < 0.5, snr
+
+
+def test_denoise_never_harms_the_input_or_an_existing_file(quick_run, store, tmp_path, cli):
+    """Refused before any work: the input as output (by name or by a hard link), a missing
+    folder. A failure after decoding leaves an existing output as it was."""
+    recording = tmp_path / "talk.wav"
+    shutil.copy(COURSE / "test_x_01.wav", recording)
+    original = recording.read_bytes()
+    (tmp_path / "link.wav").hardlink_to(recording)
+    (tmp_path / "folder.wav").mkdir()
+
+    def denoise(*args, run_id=quick_run["run_id"]):
+        return cli(["denoise", "--run", run_id, "--tracking-uri", store, *map(str, args)],
+                   env={"DLBENCH_LOAD_PLUGINS": "speech"})
+
+    for output, message in ((recording, "is the input recording"),
+                            (tmp_path / "link.wav", "is the input recording"),
+                            (tmp_path / "folder.wav", "is a folder"),
+                            (tmp_path / "no" / "out.wav", "folder " + str(tmp_path / "no"))):
+        out = denoise(recording, output)
+        assert out.exit_code == 2 and message in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert recording.read_bytes() == original and not (tmp_path / "no").exists()
+
+    existing = tmp_path / "talk.denoised.wav"
+    existing.write_bytes(b"an earlier result")
+    experiment = client(store).create_experiment("not-a-denoiser")
+    failed = denoise(recording, run_id=client(store).create_run(experiment).info.run_id)
+    assert failed.exit_code == 2 and existing.read_bytes() == b"an earlier result"
+
+
+def test_denoise_reads_mp3_bytes_named_wav_and_writes_pcm_wav(quick_run, store, tmp_path, cli):
+    """MP3 bytes behind a .wav name are decoded by their content; the output is PCM WAV,
+    written over an existing file of its name only once it is complete."""
+    samples, rate = soundfile.read(COURSE / "test_x_01.wav", frames=3 * 16000)
+    disguised = tmp_path / "talk.wav"
+    soundfile.write(disguised, samples, rate, format="MP3", subtype="MPEG_LAYER_III")
+    assert disguised.read_bytes()[:2] == b"\xff\xf3"  # an MPEG frame, not RIFF
+    target = tmp_path / "talk.denoised.wav"
+    target.write_bytes(b"an earlier result")
+    mode = target.stat().st_mode & 0o777  # what this umask gives a new file
+    out = cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store, str(disguised)],
+              env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr
+    assert target.stat().st_mode & 0o777 == mode  # not the temporary file's private 0600
+    info = soundfile.info(target)
+    assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", rate)
+    assert info.frames == soundfile.info(disguised).frames
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ def train_params(**overrides):
     """The params ``train`` reads, small enough for a unit test."""
     return {"learning_rate": 1e-3, "epochs": 2, "batch_size": 16, "validation_split": 0.25,
             "output": "mask", "patience": 5, "dead_output_retries": 1, "checkpoint_every": 0,
-            "ema_momentum": 0.0, **overrides}
+            "ema_momentum": 0.0, "compression": "log1p", **overrides}
 
 
 def logged(ctx):
@@ -90,9 +90,10 @@ def test_dead_output_is_retried_then_fails_loudly(output, run_ctx, capsys):
     assert sorted(m.step for m in curve)[-2:] == [1, 2]
     assert curve[-1].value == pytest.approx(history["val_loss"][-1])
 
-    with pytest.raises(RuntimeError, match="all zeros"):
+    with pytest.raises(RuntimeError, match="all zeros") as failed:
         train(run_ctx(train_params(dead_output_retries=1, output=output)), dead_first(2),
               frames[:48], frames[48:])
+    assert "compression=log1p" not in str(failed.value)  # already so: no advice to set it
 
 
 @pytest.mark.parametrize("ema_momentum", [0.0, 0.9])

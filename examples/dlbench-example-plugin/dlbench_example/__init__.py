@@ -21,8 +21,8 @@ def dlbench_experiments():
             params=(
                 Param("learning_rate", float, 0.5, "gradient-descent step size",
                       low=0.0, high=10.0),
-                Param("epochs", int, 200, "full-batch gradient steps", low=1),
-                Param("samples", int, 2000, "points per class", low=10),
+                Param("epochs", int, 200, "full-batch gradient steps", low=1, high=100_000),
+                Param("samples", int, 2000, "points per class", low=10, high=1_000_000),
                 Param("separation", float, 2.0, "distance between the class means", low=0.0),
                 Param("l2", float, 0.0, "L2 penalty on the weights", low=0.0),
             ),
