@@ -192,15 +192,28 @@ def _exists(db: Path) -> bool:
 
 
 def _check_is_sqlite(db: Path) -> None:
-    """A mistyped URI may name any file: refuse it before a lock file appears beside it."""
+    """A mistyped URI may name any file: refuse it before a lock file appears beside it.
+
+    Read through SQLite, never with a plain ``open()``: closing any descriptor of a database
+    file drops every POSIX lock this process holds on it, so a client already open here (a
+    notebook, a test, ``compare`` inside a script) would stop excluding other writers and the
+    file could be corrupted. SQLite's own descriptors are shared and closed safely, and
+    ``immutable`` reads take no lock and need no ``-shm`` file (a full disk has no room for one).
+    """
+    import sqlite3
+    from urllib.parse import quote
+
     try:
-        with open(db, "rb") as handle:
-            header = handle.read(16)
-    except OSError as exc:
-        raise TrackingError(f"cannot read tracking store {db} ({exc.strerror or exc})") from exc
-    if header != b"SQLite format 3\0":
+        connection = sqlite3.connect(f"file:{quote(str(db.resolve()))}?immutable=1", uri=True)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc):
+            raise TrackingError(f"cannot read tracking store {db} ({exc})") from exc
         raise TrackingError(f"{db} is not an SQLite database (fix: pass the path of an MLflow"
-                            " store, or a new file name, in --tracking-uri)")
+                            " store, or a new file name, in --tracking-uri)") from exc
 
 
 def _create_sqlite(db: Path, artifact_root: Path) -> None:
@@ -338,18 +351,18 @@ def _check_writable(folder: Path) -> None:
 
 
 def _check_writable_file(db: Path) -> None:
-    """The database file itself (and its WAL files) must open for writing: a read-only or
-    immutable file in a writable folder otherwise fails at the first write, deep in MLflow."""
+    """The database file itself (and its WAL files) must be writable: a read-only or immutable
+    file in a writable folder otherwise fails at the first write, deep in MLflow.
+
+    Asked with ``access()``, which opens nothing: closing a descriptor of the database would
+    drop the locks of any SQLite connection this process already has on it.
+    """
     for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        try:
-            os.close(os.open(path, os.O_RDWR))
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
+        if path.exists() and not os.access(path, os.W_OK):
             raise TrackingError(
-                f"tracking store {path} is read-only ({exc.strerror or exc});"
-                " fix: make it writable (chmod u+w, chattr -i) or pass --tracking-uri"
-            ) from exc
+                f"tracking store {path} is read-only (no write permission, or an immutable"
+                " file); fix: make it writable (chmod u+w, chattr -i) or pass --tracking-uri"
+            )
 
 
 def all_experiment_ids(client) -> list[str]:

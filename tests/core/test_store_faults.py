@@ -122,6 +122,42 @@ def test_read_only_store_is_one_line_and_readers_still_work(tmp_path, cli, toy_e
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 1
 
 
+LOCK_PROBE = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    connection.execute("BEGIN IMMEDIATE")
+    print("took the write lock")
+except sqlite3.OperationalError as exc:
+    print(exc)
+"""
+
+
+def test_opening_a_store_keeps_the_locks_this_process_holds_on_it(tmp_path):
+    """A process that already has the store open (a test, a notebook) keeps excluding other
+    writers after dlbench checks the store: closing any descriptor of a SQLite file drops all of
+    the process's locks on it, which let a second writer corrupt the store
+    ("database disk image is malformed")."""
+    import sqlite3
+
+    from dlbench.store import Store, open_store
+
+    db = tmp_path / "mlflow.db"
+    store = Store(f"sqlite:///{db}", artifact_root=tmp_path / "artifacts")
+    open_store(store)
+    writer = sqlite3.connect(str(db), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # this process holds the store's write lock
+    try:
+        open_store(store)
+        open_store(store, create=False)
+        other = subprocess.run([sys.executable, "-c", LOCK_PROBE, str(db)],
+                               capture_output=True, text=True, timeout=60)
+        assert other.stdout.strip() == "database is locked", other
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 20 MiB tmpfs of its own (root only): a disk that can really fill up."""
