@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -234,12 +235,41 @@ def _create_sqlite(db: Path, artifact_root: Path) -> None:
     remove_leftovers()
     building = db.with_name(f".{db.name}.{os.getpid()}.creating")
     try:
-        made = SqlAlchemyStore(f"sqlite:///{building}", artifact_root.as_uri())
-        made.engine.dispose()  # every connection closed: the file holds the whole schema
+        with _unsynced(building):
+            made = SqlAlchemyStore(f"sqlite:///{building}", artifact_root.as_uri())
+            made.engine.dispose()  # every connection closed: the file holds the whole schema
+        descriptor = os.open(building, os.O_RDONLY)  # no connection is left to lose its locks
+        try:
+            os.fsync(descriptor)  # on disk before it has its name
+        finally:
+            os.close(descriptor)
         os.replace(building, db)
     except BaseException:
         remove_leftovers()
         raise
+
+
+@contextmanager
+def _unsynced(building: Path):
+    """Build the schema without a disk sync per migration (about 70 of them): seconds saved on
+    every new store. Safe because the file has no readers and no name yet: a crash leaves a
+    leftover that the next build removes, and the finished file is synced once before the
+    rename gives it its name."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    target = str(building.resolve())
+
+    def pragmas(connection, _record):
+        if connection.execute("PRAGMA database_list").fetchone()[2] == target:
+            connection.execute("PRAGMA synchronous=OFF")
+            connection.execute("PRAGMA journal_mode=MEMORY")
+
+    event.listen(Engine, "connect", pragmas)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "connect", pragmas)
 
 
 def _use_wal(db: Path) -> None:
