@@ -64,6 +64,7 @@ def test_four_runs_at_once_share_the_default_sqlite_store(toy_env, tmp_path, exp
     assert mode == "wal"
 
 
+@pytest.mark.xdist_group("mlflow-server")  # the worker that has the server started
 def test_four_runs_at_once_through_an_mlflow_server(toy_env, tmp_path, mlflow_server,
                                                     experiment_name):
     work = tmp_path / "work"

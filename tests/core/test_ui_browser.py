@@ -22,6 +22,10 @@ import pytest
 from dlbench.testing import fake_distribution, run_cli
 from support import COURSE, MlflowServer, free_port
 
+# One worker runs this module (and every other user of the mlflow_server fixture), so the
+# server and the logged run are made once per session.
+pytestmark = pytest.mark.xdist_group("mlflow-server")
+
 CHROMIUM_ARGS = [
     "--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

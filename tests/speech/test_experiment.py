@@ -21,6 +21,8 @@ from support import COURSE, client
 
 SCORES = ("snr_db", "snr_in_db", "snr_gain_db", "si_sdr_db", "pesq", "stoi", "oracle_snr_db")
 
+# One worker runs this module, so its shared store and quick run are made once per session.
+pytestmark = pytest.mark.xdist_group("speech-e2e")
 
 
 @pytest.fixture(scope="module")
@@ -266,13 +268,13 @@ def test_denoise_command_on_a_real_recording(quick_run, store, tmp_path):
     assert np.std(denoised) > 0.01 * np.std(noisy)  # not silence
 
 
-def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tmp_path):
+def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tmp_path, cli):
     """The conv1d defaults end to end: logged run, a .keras model whose gain stops at
     max_gain when loaded back, and `dlbench denoise` with it."""
     import keras
 
     out = run_cli(["run", "denoise_conv1d", "--quick", "--json", "--tracking-uri", store,
-                   "--data", str(COURSE)], cwd=tmp_path)
+                   "--data", str(COURSE)], cwd=tmp_path, env={"DLBENCH_LOAD_PLUGINS": "speech"})
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
     run = client(store).get_run(summary["run_id"])
@@ -291,13 +293,19 @@ def test_conv1d_quick_run_and_its_capped_model_through_dlbench_denoise(store, tm
     gains = network.predict(loud, verbose=0)
     assert gains.min() >= 0 and gains.max() <= 1.0
 
-    noisy, _, denoised, _ = denoise_a_course_recording(summary["run_id"], store, tmp_path)
+    source = tmp_path / "talk.wav"
+    shutil.copy(COURSE / "test_x_01.wav", source)
+    out = cli(["denoise", "--run", summary["run_id"], "--tracking-uri", store, str(source)],
+              env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr[-3000:]
+    noisy, denoised = soundfile.read(source)[0], soundfile.read(tmp_path / "talk.denoised.wav")[0]
     assert denoised.shape == noisy.shape and np.all(np.isfinite(denoised))
     # A gain of at most 1 per bin cannot add energy beyond the overlap-add's rounding.
     assert np.sum(denoised**2) <= 1.01 * np.sum(noisy**2)
 
 
-def test_denoise_command_resamples_and_keeps_channels_and_length(quick_run, store, tmp_path):
+def test_denoise_command_resamples_and_keeps_channels_and_length(quick_run, store, tmp_path,
+                                                                 cli):
     import soxr
 
     noisy, rate = soundfile.read(COURSE / "test_x_01.wav", dtype="float32")
@@ -306,9 +314,9 @@ def test_denoise_command_resamples_and_keeps_channels_and_length(quick_run, stor
     source, target = tmp_path / "in.wav", tmp_path / "out" / "cleaned.wav"
     target.parent.mkdir()
     soundfile.write(source, stereo, 22050, subtype="FLOAT")
-    out = run_cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store,
-                   str(source), str(target)])
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = cli(["denoise", "--run", quick_run["run_id"], "--tracking-uri", store,
+               str(source), str(target)], env={"DLBENCH_LOAD_PLUGINS": "speech"})
+    assert out.exit_code == 0, out.stderr[-3000:]
     denoised, out_rate = soundfile.read(target)
     assert out_rate == 22050 and denoised.shape == stereo.shape
     assert soundfile.info(target).subtype == "PCM_16"  # PCM WAV, whatever the input held
