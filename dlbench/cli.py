@@ -59,6 +59,18 @@ class DlbenchGroup(click.Group):
         entry = plugins.commands.get(name)
         return entry.value if entry is not None else None
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        """Mistakes in ``dlbench``'s own options (``--nosuch``, ``DLBENCH_DEBUG=maybe``) are
+        one line too; those of subcommands are caught in :meth:`invoke`."""
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx else ""
+            click.echo(f"error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

@@ -189,7 +189,14 @@ def load_registry(extra_plugins: Iterable[tuple[str, Any]] = (),
     registry = Registry(reserved)
     disabled = _names_from_env("DLBENCH_DISABLE_PLUGINS") or set()
     allowed = _names_from_env("DLBENCH_LOAD_PLUGINS")
-    for name in _entry_point_names():
+    installed = _entry_point_names()
+    for switch, names in (("DLBENCH_LOAD_PLUGINS", allowed or set()),
+                          ("DLBENCH_DISABLE_PLUGINS", disabled)):
+        for name in sorted(set(names) - set(installed)):  # a typo would otherwise pass unseen
+            registry.plugins[name] = PluginInfo(name=name, errors=[
+                f"{switch} names it, but no installed plugin has that name"
+                f" (installed: {', '.join(installed) or 'none'})"])
+    for name in installed:
         if name in disabled or (allowed is not None and name not in allowed):
             manager.set_blocked(name)
             continue

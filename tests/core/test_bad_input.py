@@ -110,6 +110,11 @@ CASES = [
     Case("resume-not-a-run-id", ["run", "toy_fit", "--resume", "../../x"], 2, "is not a run id"),
     Case("experiment-deleted", ["run", "toy_fit", "--experiment-name", "gone"], 1,
          "'gone' is deleted", deleted_experiment),
+    Case("experiment-name-too-long", ["run", "toy_fit", "--experiment-name", "x" * 600], 2,
+         "must be 1 to 500 characters long"),
+    Case("top-level-unknown-option", ["--nosuch", "list"], 2, "No such option '--nosuch'"),
+    Case("debug-switch-not-boolean", ["list"], 2, "'maybe' is not a valid boolean",
+         lambda tmp: {"DLBENCH_DEBUG": "maybe"}),
     Case("runs-no-store", ["runs"], 1, "no tracking store",
          lambda tmp: {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'nothing' / 'mlflow.db'}"}),
 ]

@@ -87,6 +87,21 @@ def test_disable_and_allow_lists(plugin_path, monkeypatch):
     assert set(registry.plugins) == {"toy_plugin_dist"}
 
 
+def test_a_switch_naming_no_installed_plugin_is_reported(plugin_path, monkeypatch):
+    """A typo in DLBENCH_LOAD_PLUGINS would otherwise load nothing and say nothing."""
+    fake_distribution(plugin_path, "toy_plugin_dist", TOY_PLUGIN)
+    monkeypatch.setenv("DLBENCH_LOAD_PLUGINS", "toy_plugin_dist,toy_plugn_dist")
+    monkeypatch.setenv("DLBENCH_DISABLE_PLUGINS", "nosuch")
+    registry = load_registry()
+    assert "toy_fit" in registry.experiments
+    problems = registry.problems
+    assert len(problems) == 2
+    assert problems[0].startswith("plugin toy_plugn_dist: DLBENCH_LOAD_PLUGINS names it, but no"
+                                  " installed plugin has that name (installed: ")
+    assert "toy_plugin_dist" in problems[0]
+    assert problems[1].startswith("plugin nosuch: DLBENCH_DISABLE_PLUGINS names it")
+
+
 def test_trace_logs_hook_calls(plugin_path, monkeypatch, capsys):
     fake_distribution(plugin_path, "toy_plugin_dist", TOY_PLUGIN)
     monkeypatch.setenv("DLBENCH_TRACE", "1")
