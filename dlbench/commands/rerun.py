@@ -54,6 +54,12 @@ def command(run_id, tolerance, tracking_uri, as_json):
     client = open_store(store, create=False)
     original = _get_run(client, run_id)
     tags = original.data.tags
+    from dlbench.repeats import REPEATS_TAG
+
+    if REPEATS_TAG in tags:
+        raise UsageError(f"run {run_id} is the parent of seeds {tags[REPEATS_TAG]}, not one run"
+                         f" (fix: rerun one of its seed runs, or: dlbench run"
+                         f" {tags.get('dlbench.experiment', 'NAME')} --seeds {tags[REPEATS_TAG]})")
     experiment = registry().experiment(_experiment_name(original)).value
     declared = {p.name for p in experiment.params}
     params = original.data.params
