@@ -117,7 +117,8 @@ def _experiment_name(run) -> str:
                          " (no dlbench.experiment tag): nothing to rerun")
     if tags.get("dlbench.sweep") == "true":
         raise UsageError(f"run {run.info.run_id} is a sweep; rerun one of its trials instead")
-    if "mlflow.parentRunId" in tags and "dlbench.sweep.trial" not in tags:
+    if "mlflow.parentRunId" in tags and "dlbench.sweep.trial" not in tags \
+            and "dlbench.repeat_of" not in tags:  # a sweep's trial, a --seeds seed: whole runs
         raise UsageError(f"run {run.info.run_id} is a child run; rerun its parent"
                          f" {tags['mlflow.parentRunId']} instead")
     return tags["dlbench.experiment"]

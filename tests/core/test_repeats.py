@@ -197,3 +197,18 @@ def test_parse_seeds():
     assert parse_seeds("0,3,7") == [0, 3, 7]
     assert parse_seeds(" 2 - 3 , 9") == [2, 3, 9]
     assert parse_seeds("5") == [5]
+
+
+def test_rerun_takes_a_seed_run_and_refuses_the_parent(tmp_path, toy_env, store_uri):
+    out = run_cli(["run", "toy_fit", "--seeds", "4,6", "--quick", "--json"],
+                  tracking_uri=store_uri, cwd=tmp_path, env=toy_env)
+    summary = json.loads(out.stdout)
+    parent = run_cli(["rerun", summary["run_id"]], tracking_uri=store_uri, cwd=tmp_path, env=toy_env)
+    assert parent.returncode == 2
+    assert "is the parent of seeds 4,6" in parent.stderr and "--seeds 4,6" in parent.stderr
+    seed = run_cli(["rerun", summary["runs"][1]["run_id"], "--json"], tracking_uri=store_uri,
+                   cwd=tmp_path, env=toy_env)
+    assert seed.returncode == 0, seed.stderr
+    again = json.loads(seed.stdout)
+    assert again["reproduced"] is True
+    assert client(store_uri).get_run(again["run_id"]).data.params["seed"] == "6"
