@@ -3,7 +3,6 @@ paired outcomes, and a failing seed, end to end through the real CLI into a SQLi
 read back through MLflow's own client."""
 
 import csv
-import io
 import json
 import math
 import os
