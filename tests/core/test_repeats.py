@@ -211,3 +211,30 @@ def test_rerun_takes_a_seed_run_and_refuses_the_parent(tmp_path, toy_env, store_
     again = json.loads(seed.stdout)
     assert again["reproduced"] is True
     assert client(store_uri).get_run(again["run_id"]).data.params["seed"] == "6"
+
+
+def test_ctrl_c_ends_the_seed_and_the_parent_killed_and_runs_no_more_seeds(toy_env, store_uri, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "started"
+    env = {**os.environ, **toy_env, "MLFLOW_TRACKING_URI": store_uri, "TOY_MARKER": str(marker),
+           "DLBENCH_NO_SYSTEM_METRICS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "toy_wait", "--seeds", "0-2",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    summary = json.loads(stdout)
+    mlflow = client(store_uri)
+    parent = mlflow.get_run(summary["run_id"])
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["dlbench.error"] == "seed 0: interrupted by SIGINT"
+    seeds = _children(mlflow, parent)
+    assert [(c.data.params["seed"], c.info.status) for c in seeds] == [("0", "KILLED")]
