@@ -110,3 +110,26 @@ def test_quick_run_logs_nested_children_and_figures(cifar_dir, tmp_path):
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"val_accuracy.png", "augmentations.png", "test_accuracy.png"} <= artifacts
     check_classifiers(client, by_name, primary="augmented")
+
+
+@pytest.mark.slow
+def test_quick_seeds_give_the_interval_of_the_gain(cifar_dir, tmp_path):
+    """`--seeds` on a real experiment: the parent's interval of the paired gain comes from
+    the seeds' gains, each measured on the same test images by its own McNemar test."""
+    import json
+    import statistics
+
+    from dlbench.testing import run_cli
+    from support import client
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = run_cli(["run", "cifar_aug", "--quick", "--seeds", "0,1", "--json", "--data", str(cifar_dir),
+                   "--no-system-metrics"], tracking_uri=uri, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    gains = [run["metrics"]["test_accuracy_gain"] for run in summary["runs"]]
+    assert all("test_accuracy_gain_mcnemar_p" in run["metrics"] for run in summary["runs"])
+    parent = client(uri).get_run(summary["run_id"]).data.metrics
+    assert parent["test_accuracy_gain_n"] == 2
+    assert parent["test_accuracy_gain_mean"] == pytest.approx(statistics.mean(gains))
+    assert parent["test_accuracy_gain_ci95_low"] <= statistics.mean(gains) <= parent["test_accuracy_gain_ci95_high"]
