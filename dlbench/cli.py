@@ -20,6 +20,7 @@ from dlbench import __version__
 from dlbench.console import emit_json, registry, stdout_to_stderr
 from dlbench.errors import EXIT_INTERRUPTED, DlbenchError, PluginError, first_line
 from dlbench.options import json_option, run_options, tracking_uri_option
+from dlbench.repeats import SeedList
 from dlbench.tables import format_table
 
 # dlbench's own commands defined in their own modules: name -> "module:attribute".
@@ -181,8 +182,11 @@ def _range_text(param: dict) -> str:
 @click.option("--register", "register", metavar="NAME",
               help="Register the run's model in the MLflow Model Registry as NAME (a new version).")
 @click.option("--alias", metavar="ALIAS", help="With --register: point ALIAS (e.g. champion) at it.")
+@click.option("--seeds", type=SeedList(), metavar="SEEDS",
+              help="Repeat over these seeds (0-4 or 0,3,7): one parent run with a child per"
+                   " seed; the parent logs each metric's mean, std, n and 95% CI.")
 def run(name, params, data_path, quick, seed, experiment_name, run_name, tracking_uri,
-        resume_run_id, strategy, register, alias, as_json):
+        resume_run_id, strategy, register, alias, seeds, as_json):
     """Run experiment NAME and log it to MLflow."""
     from dlbench.declarations import parse_assignments
     from dlbench.runner import RunRequest, execute
@@ -202,18 +206,46 @@ def run(name, params, data_path, quick, seed, experiment_name, run_name, trackin
         alias=alias,
     )
     plugins = registry()
-    with stdout_to_stderr():
-        result = execute(request, plugins)
-    if as_json:
-        emit_json(result.to_json())
+    if seeds is not None:
+        from dlbench.errors import UsageError
+        from dlbench.repeats import run_seeds
+
+        if click.get_current_context().get_parameter_source("seed").name != "DEFAULT":
+            raise UsageError("--seed runs one seed, --seeds several (fix: drop --seed)")
+        with stdout_to_stderr():
+            result = run_seeds(request, seeds, plugins)
+        if as_json:
+            emit_json(result.to_json())
+        else:
+            _print_repeats(result)
     else:
-        _print_summary(result)
+        with stdout_to_stderr():
+            result = execute(request, plugins)
+        if as_json:
+            emit_json(result.to_json())
+        else:
+            _print_summary(result)
     if result.status == "KILLED":
         sys.exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
         reason = (result.error or "").strip().splitlines() or ["no reason recorded"]
         click.echo(f"error: run {result.run_id} {result.status}: {reason[0]}", err=True)
         sys.exit(1)
+
+
+def _print_repeats(result) -> None:
+    from dlbench.repeats import summary_rows
+
+    parent = result.parent
+    click.echo(f"run {parent.run_id} {parent.status} in {parent.duration_s:.1f} s:"
+               f" {len(result.children)} of {len(result.seeds)} seed(s) run")
+    rows = [{"seed": s, "run_id": c.run_id, "status": c.status}
+            for s, c in zip(result.seeds, result.children)]
+    click.echo(format_table(rows, ["seed", "run_id", "status"]))
+    rows = summary_rows(result.summary)
+    if rows:
+        click.echo("\n" + format_table(rows, ["metric", "mean ± 95% CI", "ci95", "n", "better"]))
+    click.echo(f"artifacts: {parent.artifact_uri}")
 
 
 def _print_summary(result) -> None:

@@ -156,3 +156,158 @@ def plot_histories(client, rows: Sequence[RunRow], metrics: Sequence[str], path:
     finally:
         plt.close(fig)
     return curves
+
+
+# -- groups of repeated runs ---------------------------------------------------------------------
+
+SEED_PARAMS = ("seed", "seeds")
+"""What a group leaves out of its key: runs that differ only in these are repeats."""
+REPEATS_TAG = "dlbench.repeats"
+REPEAT_OF_TAG = "dlbench.repeat_of"
+
+
+@dataclass
+class Group:
+    """Runs that share every differing param but the seed, and their metrics' summaries."""
+
+    params: dict[str, str]  # the params that set this group apart (differing ones only)
+    runs: list[RunRow]
+    metrics: dict[str, dict]  # metric -> mean, std, n, ci95_low, ci95_high (None: no spread)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"params": self.params, "n": len(self.runs),
+                "seeds": [row.params.get("seed") for row in self.runs],
+                "run_ids": [row.run_id for row in self.runs], "metrics": self.metrics}
+
+
+def find_repeats(client, name: str, *, last: int | None = None, children: bool = False) -> list:
+    """The runs ``--group`` pools: every whole run of experiment ``name`` (top-level ones and
+    the seed runs of ``run --seeds``), never a ``--seeds`` parent (its children are counted
+    already); ``children`` adds the other nested runs (a sweep's trials, ``ctx.child``)."""
+    runs = find_runs(client, name, children=True)
+    pooled = [r for r in runs if REPEATS_TAG not in r.data.tags
+              and (children or PARENT_TAG not in r.data.tags or REPEAT_OF_TAG in r.data.tags)]
+    return pooled[:last] if last else pooled
+
+
+def group_rows(rows: Sequence[RunRow], metrics: Sequence[str] = (),
+               descending: bool = False) -> list[Group]:
+    """FINISHED runs grouped by the params that differ between them (seed excluded), with
+    mean, std, n and the 95 % t-interval of each metric per group; sorted by the first of
+    ``metrics`` (its mean), else by the params."""
+    import math
+
+    from dlbench.stats import SUFFIXES, summarize
+
+    finished = [row for row in rows if row.status == "FINISHED"]
+    if not finished:
+        raise UsageError("no FINISHED run to group (see: dlbench compare NAME without --group)")
+    keys = [p for p in differing_params(finished) if p not in SEED_PARAMS]
+    grouped: dict[tuple, list[RunRow]] = {}
+    for row in finished:
+        grouped.setdefault(tuple(row.params.get(k) for k in keys), []).append(row)
+    names = list(metrics) or sorted({k for row in finished for k in row.metrics})
+    groups = []
+    for key, members in grouped.items():
+        summaries = {}
+        for name in names:
+            values = [row.metrics[name] for row in members if name in row.metrics]
+            if values:
+                stats = summarize(values)
+                summaries[name] = {s: (None if isinstance(v, float) and math.isnan(v) else v)
+                                   for s in SUFFIXES for v in [getattr(stats, s)]}
+        groups.append(Group(dict(zip(keys, key)), members, summaries))
+    if metrics:
+        first = metrics[0]
+        present = [g for g in groups if first in g.metrics]
+        present.sort(key=lambda g: g.metrics[first]["mean"], reverse=descending)
+        groups = present + [g for g in groups if first not in g.metrics]
+    else:
+        groups.sort(key=lambda g: tuple(str(v) for v in g.params.values()))
+    return groups
+
+
+def group_table(groups: Sequence[Group], metrics: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
+    """Flat rows for the terminal: the group's params, its run count, then each metric as
+    ``mean ± half-width of the 95 % interval`` and the interval itself."""
+    keys = list(groups[0].params) if groups else []
+    names = list(metrics) or sorted({k for g in groups for k in g.metrics})
+    columns = [*keys, "n"]
+    flat = []
+    for group in groups:
+        row: dict[str, Any] = {**group.params, "n": len(group.runs)}
+        for name in names:
+            summary = group.metrics.get(name)
+            if summary is None:
+                continue
+            if summary["ci95_low"] is None:
+                row[name] = f"{summary['mean']:.4g} (n={summary['n']})"
+            else:
+                half = (summary["ci95_high"] - summary["ci95_low"]) / 2
+                row[name] = f"{summary['mean']:.4g} ± {half:.2g} (n={summary['n']})"
+        flat.append(row)
+    return flat, columns + names
+
+
+def plot_groups(client, groups: Sequence[Group], metrics: Sequence[str], path: Path) -> int:
+    """:func:`draw_groups` saved to ``path``; returns the number of curves drawn."""
+    import matplotlib.pyplot as plt
+
+    fig, curves = draw_groups(client, groups, metrics)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return curves
+
+
+def draw_groups(client, groups: Sequence[Group], metrics: Sequence[str]):
+    """Each metric's per-step history as one curve per group: the mean over the group's runs
+    at each step, with the 95 % t-interval shaded (where two or more runs have that step).
+    Returns (the matplotlib figure, the number of curves drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dlbench.stats import summarize
+
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 3.2 * len(metrics)), squeeze=False)
+    curves = 0
+    try:
+        for axis, metric in zip(axes[:, 0], metrics):
+            for group in groups:
+                by_step: dict[int, list[float]] = {}
+                for row in group.runs:
+                    last: dict[int, float] = {}
+                    for m in sorted(client.get_metric_history(row.run_id, metric),
+                                    key=lambda m: (m.step, m.timestamp)):
+                        last[m.step] = m.value
+                    for step, value in last.items():
+                        by_step.setdefault(step, []).append(value)
+                if not by_step:
+                    continue
+                steps = sorted(by_step)
+                stats = [summarize(by_step[s]) for s in steps]
+                label = ", ".join(f"{k}={v}" for k, v in group.params.items()) or "all runs"
+                line, = axis.plot(steps, [s.mean for s in stats],
+                                  label=f"{label} (n={len(group.runs)})")
+                banded = [(st, s) for st, s in zip(steps, stats) if s.n > 1]
+                if banded:
+                    axis.fill_between([st for st, _ in banded], [s.ci95_low for _, s in banded],
+                                      [s.ci95_high for _, s in banded], alpha=0.25,
+                                      color=line.get_color(), linewidth=0)
+                curves += 1
+            axis.set_xlabel("step (epoch)")
+            axis.set_ylabel(f"{metric} (mean, 95% CI)")
+            axis.grid(alpha=0.3)
+            if axis.lines:
+                axis.legend(fontsize="small")
+        if curves == 0:
+            raise UsageError(f"no run has a history for {', '.join(metrics)}; nothing to plot")
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig, curves

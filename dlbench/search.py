@@ -76,6 +76,7 @@ class SweepRequest:
     run_name: str | None = None
     tracking_uri: str | None = None
     resume: str | None = None  # the parent run id of a sweep to continue
+    seeds: list[int] | None = None  # repeat each trial over these seeds (run --seeds)
 
 
 @dataclass
@@ -96,6 +97,7 @@ class SweepPlan:
     quick: bool
     data_path: str | None
     experiment_name: str
+    seeds: list[int] | None = None  # each trial a `run --seeds` parent over these
 
 
 @dataclass
@@ -166,6 +168,14 @@ def make_plan(request: SweepRequest, experiment) -> tuple[SweepPlan, dict[str, A
     check_data_path(request.data_path)
     metric = request.metric or (experiment.metric_names[0] if experiment.logs else None)
     mode = ranking_mode(experiment, metric, request.mode)
+    if request.seeds is not None:
+        if request.prune != "none":
+            raise UsageError("--prune watches one run's curve; with --seeds a trial is several"
+                             " runs (fix: drop --prune, or --seeds)")
+        if not request.seeds:
+            raise UsageError("--seeds names no seed (fix: --seeds 0-4)")
+        if metric is not None:
+            metric = f"{metric}_mean"  # what a --seeds parent logs: trials rank by the mean
     prune_metric, sign = None, 1.0
     if request.prune != "none":
         prune_metric = request.prune_metric or metric
@@ -181,7 +191,8 @@ def make_plan(request: SweepRequest, experiment) -> tuple[SweepPlan, dict[str, A
         trials=trials, prune=request.prune, prune_metric=prune_metric, prune_sign=sign,
         metric=metric, mode=mode, seed=request.seed, quick=request.quick,
         data_path=str(request.data_path) if request.data_path else None,
-        experiment_name=request.experiment_name or experiment.name)
+        experiment_name=request.experiment_name or experiment.name,
+        seeds=list(request.seeds) if request.seeds is not None else None)
     return plan, axes
 
 
@@ -243,6 +254,8 @@ def run_sweep(request: SweepRequest, registry, log: Callable[[str], None] = prin
                       request.workers, request.backend, log)
 
     def begin(tracker) -> None:
+        if plan.seeds is not None:
+            tracker.log_params({"seeds": ",".join(map(str, plan.seeds))})
         tracker.log_params({**plan.axes, "trials": plan.trials, "workers": request.workers,
                             "backend": request.backend, "seed": plan.seed, "quick": plan.quick,
                             "metric": plan.metric or "", "mode": plan.mode,
@@ -267,6 +280,7 @@ def resume_sweep(request: SweepRequest, registry, log: Callable[[str], None]) ->
 
     parent_id = request.resume
     given = [name for name, value in (("-p", request.space), ("--search", request.search),
+                                      ("--seeds", request.seeds),
                                       ("--trials", request.trials), ("--metric", request.metric),
                                       ("--mode", request.mode), ("--storage", request.storage),
                                       ("--prune-metric", request.prune_metric),
@@ -392,7 +406,8 @@ def _spec(s: Sitting, index: int, params: Mapping[str, str], trial_id: int | Non
                      experiment=s.plan.experiment, store=s.store, parent_run_id=s.parent_id,
                      experiment_name=s.plan.experiment_name, quick=s.plan.quick,
                      data_path=s.plan.data_path, threads=thread_budget(s.workers),
-                     study=ref, trial_id=trial_id)
+                     study=ref, trial_id=trial_id,
+                     seeds=tuple(s.plan.seeds) if s.plan.seeds is not None else None)
 
 
 def _drive(s: Sitting) -> None:

@@ -70,6 +70,7 @@ class TrialSpec:
     threads: tuple[int, int]
     study: Any = None  # dlbench.study.StudyRef when the trial reports to a pruner
     trial_id: int | None = None  # the trial's id in the study's storage
+    seeds: tuple[int, ...] | None = None  # sweep --seeds: the trial is a run --seeds parent
 
     @property
     def run_name(self) -> str:
@@ -128,7 +129,12 @@ def run_trial(spec: TrialSpec, registry) -> dict:
             from dlbench.study import PruningReporter
 
             reporter = PruningReporter(spec.study, spec.trial_id)
-        result = execute(request, registry, store=spec.store, step_observer=reporter)
+        if spec.seeds is not None:
+            from dlbench.repeats import run_seeds
+
+            result = run_seeds(request, list(spec.seeds), registry, store=spec.store).parent
+        else:
+            result = execute(request, registry, store=spec.store, step_observer=reporter)
     except Exception as exc:  # the study, the store or the input failed before the run existed
         return failed_trial(spec, f"{type(exc).__name__}: {exc}")
     finally:

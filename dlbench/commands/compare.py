@@ -2,7 +2,10 @@
 
 One row per run: name, start time (UTC), status, the params that differ between the runs,
 and final metrics (the last logged value of each). ``--plot`` overlays per-epoch curves,
-one figure per metric across runs. The logic lives in :mod:`dlbench.comparison`.
+one figure per metric across runs. ``--group`` pools the runs that differ only in their seed
+(the seed runs of ``run --seeds`` included, their parents not, so nothing counts twice): one
+row per group with n and each metric's mean ± 95 % t-interval; ``--plot`` then draws each
+group's mean curve with its interval shaded. The logic lives in :mod:`dlbench.comparison`.
 """
 
 from __future__ import annotations
@@ -32,12 +35,17 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 @click.option("--children", is_flag=True,
               help="Include nested child runs (ctx.child); by default only top-level runs.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
-              help="Overlay each --metric's per-epoch history across the runs into a PNG.")
+              help="Overlay each --metric's per-epoch history across the runs into a PNG"
+                   " (with --group: each group's mean, its 95% CI shaded).")
+@click.option("--group", is_flag=True,
+              help="Pool runs that differ only in their seed (run --seeds children included):"
+                   " mean ± 95% CI and n per group.")
 @tracking_uri_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
-def command(name, metrics, order, last, children, plot, tracking_uri, as_json):
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs (of groups).")
+def command(name, metrics, order, last, children, plot, group, tracking_uri, as_json):
     """Compare the runs of experiment NAME: differing params and final metrics."""
-    from dlbench.comparison import find_runs, plot_histories, rows_for, table
+    from dlbench.comparison import (find_repeats, find_runs, group_rows, group_table,
+                                    plot_groups, plot_histories, rows_for, table)
     from dlbench.errors import UsageError
     from dlbench.orphans import repair_orphans_quietly
     from dlbench.store import open_store, resolve_store
@@ -51,7 +59,7 @@ def command(name, metrics, order, last, children, plot, tracking_uri, as_json):
     store = resolve_store(tracking_uri)
     client = open_store(store, create=False)
     repair_orphans_quietly(client)
-    runs = find_runs(client, name, last=last, children=children)
+    runs = (find_repeats if group else find_runs)(client, name, last=last, children=children)
     if not runs:
         raise UsageError(
             f"no runs of experiment {name!r} in {store.uri}"
@@ -59,6 +67,17 @@ def command(name, metrics, order, last, children, plot, tracking_uri, as_json):
         )
     descending = order == "descending" if order else _goal(name, metrics) == "max"
     rows = rows_for(runs, metrics, descending=descending)
+    if group:
+        groups = group_rows(rows, metrics, descending=descending)
+        if plot is not None:
+            curves = plot_groups(client, groups, metrics, plot)
+            click.echo(f"plotted {curves} group curve(s) to {plot}", err=True)
+        if as_json:
+            click.echo(json.dumps([g.to_json() for g in groups], indent=2))
+        else:
+            flat, columns = group_table(groups, metrics)
+            click.echo(format_table(flat, columns))
+        return
     if plot is not None:
         curves = plot_histories(client, rows, metrics, plot)
         click.echo(f"plotted {curves} curve(s) to {plot}", err=True)

@@ -54,6 +54,12 @@ def command(run_id, tolerance, tracking_uri, as_json):
     client = open_store(store, create=False)
     original = _get_run(client, run_id)
     tags = original.data.tags
+    from dlbench.repeats import REPEATS_TAG
+
+    if REPEATS_TAG in tags:
+        raise UsageError(f"run {run_id} is the parent of seeds {tags[REPEATS_TAG]}, not one run"
+                         f" (fix: rerun one of its seed runs, or: dlbench run"
+                         f" {tags.get('dlbench.experiment', 'NAME')} --seeds {tags[REPEATS_TAG]})")
     experiment = registry().experiment(_experiment_name(original)).value
     declared = {p.name for p in experiment.params}
     params = original.data.params
@@ -111,7 +117,8 @@ def _experiment_name(run) -> str:
                          " (no dlbench.experiment tag): nothing to rerun")
     if tags.get("dlbench.sweep") == "true":
         raise UsageError(f"run {run.info.run_id} is a sweep; rerun one of its trials instead")
-    if "mlflow.parentRunId" in tags and "dlbench.sweep.trial" not in tags:
+    if "mlflow.parentRunId" in tags and "dlbench.sweep.trial" not in tags \
+            and "dlbench.repeat_of" not in tags:  # a sweep's trial, a --seeds seed: whole runs
         raise UsageError(f"run {run.info.run_id} is a child run; rerun its parent"
                          f" {tags['mlflow.parentRunId']} instead")
     return tags["dlbench.experiment"]

@@ -13,6 +13,7 @@ import sys
 import click
 
 from dlbench.options import run_options
+from dlbench.repeats import SeedList
 from dlbench.study import PRUNERS, SEARCHES
 
 
@@ -43,11 +44,14 @@ from dlbench.study import PRUNERS, SEARCHES
                    " grpc://HOST:PORT [default: a journal file beside the tracking store].")
 @click.option("--resume", "resume", metavar="SWEEP_RUN_ID",
               help="Continue this killed or interrupted sweep: only its remaining trials run.")
+@click.option("--seeds", type=SeedList(), metavar="SEEDS",
+              help="Repeat every trial over these seeds (0-4 or 0,3,7): each trial is a"
+                   " `run --seeds` parent, ranked by the mean of --metric.")
 @run_options
 @click.option("--run-name", help="Name of the sweep's parent run.")
 def command(name, params, search, trials, prune, prune_metric, workers, backend, metric, mode,
-            storage, resume, data_path, quick, seed, experiment_name, run_name, tracking_uri,
-            as_json):
+            storage, resume, seeds, data_path, quick, seed, experiment_name, run_name,
+            tracking_uri, as_json):
     """Search experiment NAME's params, each trial a child run; best first."""
     from dlbench.console import emit_json, registry, stdout_to_stderr
     from dlbench.errors import EXIT_INTERRUPTED
@@ -59,7 +63,7 @@ def command(name, params, search, trials, prune, prune_metric, workers, backend,
         prune_metric=prune_metric, storage=storage, workers=workers, backend=backend,
         quick=quick, seed=seed, data_path=data_path, metric=metric, mode=mode,
         experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
-        resume=resume,
+        resume=resume, seeds=seeds,
     )
     plugins = registry()
     with stdout_to_stderr():

@@ -70,6 +70,8 @@ def test_validation_split_is_stratified_disjoint_and_seeded():
 def test_quick_run_logs_nested_children_and_figures(cifar_dir, tmp_path):
     from mlflow import MlflowClient
 
+    from dlbench.outcomes import read_outcomes
+
     checked = check_experiment("cifar_aug", tmp_path, cifar_dir, params={"epochs": 2})
     client = MlflowClient(tracking_uri=checked.tracking_uri)
     parent = client.get_run(checked.summary["run_id"])
@@ -82,6 +84,7 @@ def test_quick_run_logs_nested_children_and_figures(cifar_dir, tmp_path):
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     by_name = {child.info.run_name: child for child in children}
     assert set(by_name) == {"baseline", "augmented"}
+    correct_by = {}
     for name, child in by_name.items():
         assert child.info.status == "FINISHED"
         for key in ("val_accuracy", "val_loss", "accuracy", "loss"):
@@ -95,6 +98,38 @@ def test_quick_run_logs_nested_children_and_figures(cifar_dir, tmp_path):
         correct = metrics[f"{name}_test_accuracy"] * test_images
         assert correct == pytest.approx(round(correct), abs=1e-3)
         assert child.data.metrics["test_accuracy"] == metrics[f"{name}_test_accuracy"]
+        # The epoch is chosen on validation (patience 10 > 2 epochs: the best of the two).
+        assert metrics[f"{name}_chosen_epoch"] == int(np.argmax(val)) + 1
+        outcomes = read_outcomes(client, child.info.run_id, "test")
+        assert len(outcomes) == test_images
+        assert np.mean(outcomes) == pytest.approx(metrics[f"{name}_test_accuracy"])
+        correct_by[name] = outcomes
+    only = sum(1 for a, b in zip(correct_by["baseline"], correct_by["augmented"]) if b and not a)
+    assert metrics["test_accuracy_gain_augmented_only"] == only
+    assert 0 < metrics["test_accuracy_gain_mcnemar_p"] <= 1
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"val_accuracy.png", "augmentations.png"} <= artifacts
+    assert {"val_accuracy.png", "augmentations.png", "test_accuracy.png"} <= artifacts
     check_classifiers(client, by_name, primary="augmented")
+
+
+@pytest.mark.slow
+def test_quick_seeds_give_the_interval_of_the_gain(cifar_dir, tmp_path):
+    """`--seeds` on a real experiment: the parent's interval of the paired gain comes from
+    the seeds' gains, each measured on the same test images by its own McNemar test."""
+    import json
+    import statistics
+
+    from dlbench.testing import run_cli
+    from support import client
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = run_cli(["run", "cifar_aug", "--quick", "--seeds", "0,1", "--json", "--data", str(cifar_dir),
+                   "--no-system-metrics"], tracking_uri=uri, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    gains = [run["metrics"]["test_accuracy_gain"] for run in summary["runs"]]
+    assert all("test_accuracy_gain_mcnemar_p" in run["metrics"] for run in summary["runs"])
+    parent = client(uri).get_run(summary["run_id"]).data.metrics
+    assert parent["test_accuracy_gain_n"] == 2
+    assert parent["test_accuracy_gain_mean"] == pytest.approx(statistics.mean(gains))
+    assert parent["test_accuracy_gain_ci95_low"] <= statistics.mean(gains) <= parent["test_accuracy_gain_ci95_high"]

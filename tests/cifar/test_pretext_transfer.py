@@ -60,6 +60,17 @@ def test_crop_flip_is_a_window_of_the_mirrored_pad_and_keeps_up_up():
     assert seen == {0, 1}
 
 
+def test_validation_is_stratified_seeded_and_disjoint_from_the_labels():
+    from dlbench_plugins.cifar.pretext_transfer import split_labelled
+
+    y = np.repeat(np.arange(10), 120)
+    train, held = split_labelled(y, 500, 500, seed=1)
+    assert train.tolist() == stratified_pick(y, 500, seed=1).tolist()
+    assert np.bincount(y[held]).tolist() == [50] * 10 and len(set(held)) == 500
+    assert not set(train) & set(held)
+    assert split_labelled(y, 500, 500, seed=2)[1].tolist() != held.tolist()
+
+
 def test_labelled_pick_is_stratified_seeded_and_disjoint_from_pretext():
     y = np.repeat(np.arange(10), 60)
     picked = stratified_pick(y, 500, seed=1)
@@ -101,18 +112,66 @@ def test_quick_run_logs_curves_weights_and_figure(cifar_dir, tmp_path):
     correct = metrics["pretext_accuracy"] * 3 * 256
     assert correct == pytest.approx(round(correct), abs=1e-3)
     for name in ("baseline", "transfer"):  # --quick: epochs=2, eval_every=1
-        assert [m.step for m in client.get_metric_history(run_id, f"{name}_test_accuracy")] == [1, 2]
+        # Validation every epoch chooses the model; the test images are scored once.
+        val = client.get_metric_history(run_id, f"{name}_val_accuracy")
+        assert [m.step for m in val] == [1, 2]
+        best = max(val, key=lambda m: (m.value, -m.step))
+        assert metrics[f"{name}_best_val_accuracy"] == pytest.approx(best.value)
+        assert metrics[f"{name}_chosen_epoch"] == best.step
+        assert len(client.get_metric_history(run_id, f"{name}_test_accuracy")) == 1
     parent = client.get_run(run_id)
+    assert parent.data.params["validation_images"] == "100"
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
     assert {child.info.run_name for child in children} == {"pretext", "baseline", "transfer"}
+    by_name = {child.info.run_name: child for child in children}
+    # Per-image test outcomes in each model's run; the paired test on them in the parent.
+    from dlbench.outcomes import read_outcomes
+
+    base = read_outcomes(client, by_name["baseline"].info.run_id, "test")
+    transfer = read_outcomes(client, by_name["transfer"].info.run_id, "test")
+    assert len(base) == len(transfer) == 256 and set(base) | set(transfer) <= {0.0, 1.0}
+    assert np.mean(base) == pytest.approx(metrics["baseline_test_accuracy"])
+    assert np.mean(transfer) == pytest.approx(metrics["transfer_test_accuracy"])
+    only = sum(1 for a, b in zip(base, transfer) if b and not a)
+    assert metrics["transfer_gain_transfer_only"] == only
+    assert metrics["transfer_gain_baseline_only"] == sum(1 for a, b in zip(base, transfer) if a and not b)
+    assert 0 < metrics["transfer_gain_mcnemar_p"] <= 1
     for child in children:
         assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == (
             [1] if child.info.run_name == "pretext" else [1, 2])
     artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"pretext_param.h5", "test_accuracy.png", "pretext"} <= artifacts
+    assert {"pretext_param.h5", "test_accuracy.png", "val_accuracy.png", "pretext"} <= artifacts
     with using_store(checked.tracking_uri):  # pretext/ is also the run's MLflow model now
         pretext = {a.path for a in client.list_artifacts(run_id, "pretext")}
     assert {"pretext/pretext.keras", "pretext/MLmodel"} <= pretext
     check_classifiers(client, {c.info.run_name: c for c in children if c.info.run_name != "pretext"},
                       primary="transfer")
+
+
+def test_the_best_validation_epoch_is_the_model_kept():
+    keras = pytest.importorskip("keras")
+    import tensorflow as tf
+
+    from dlbench_plugins.cifar.pretext_transfer import evaluate_every
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(200, 4)).astype("float32")
+    y = np.argmax(model.predict(x, verbose=0), axis=1)
+    x, y = x[y != 0], y[y != 0]  # labelled as this model predicts, and never class 0
+    validation = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+    seen = []
+    chooser = evaluate_every(1, validation, lambda epoch, accuracy: seen.append((epoch, accuracy)))
+    chooser.set_model(model)
+    chooser.set_params({"epochs": 2})
+    good = [w.numpy().copy() for w in model.weights]
+    chooser.on_epoch_end(0)  # epoch 1: every validation image right
+    for w in model.weights:  # epoch 2: all-zero weights predict class 0: every image wrong
+        w.assign(np.zeros(w.shape, "float32"))
+    chooser.on_epoch_end(1)
+    assert seen == [(1, 1.0), (2, 0.0)] and chooser.best_epoch == 1
+    chooser.on_train_end()
+    for kept, want in zip(model.weights, good):
+        np.testing.assert_array_equal(kept.numpy(), want)
