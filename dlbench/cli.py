@@ -212,19 +212,15 @@ def run(name, params, data_path, quick, seed, experiment_name, run_name, trackin
 
         if click.get_current_context().get_parameter_source("seed").name != "DEFAULT":
             raise UsageError("--seed runs one seed, --seeds several (fix: drop --seed)")
-        with stdout_to_stderr():
-            result = run_seeds(request, seeds, plugins)
-        if as_json:
-            emit_json(result.to_json())
-        else:
-            _print_repeats(result)
+        start, show = (lambda: run_seeds(request, seeds, plugins)), _print_repeats
     else:
-        with stdout_to_stderr():
-            result = execute(request, plugins)
-        if as_json:
-            emit_json(result.to_json())
-        else:
-            _print_summary(result)
+        start, show = (lambda: execute(request, plugins)), _print_summary
+    with stdout_to_stderr():
+        result = start()
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        show(result)
     if result.status == "KILLED":
         sys.exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
@@ -242,7 +238,7 @@ def _print_repeats(result) -> None:
     rows = [{"seed": s, "run_id": c.run_id, "status": c.status}
             for s, c in zip(result.seeds, result.children)]
     click.echo(format_table(rows, ["seed", "run_id", "status"]))
-    rows = summary_rows(result.summary)
+    rows = summary_rows(result)
     if rows:
         click.echo("\n" + format_table(rows, ["metric", "mean ± 95% CI", "ci95", "n", "better"]))
     click.echo(f"artifacts: {parent.artifact_uri}")

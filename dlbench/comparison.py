@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from dlbench.errors import UsageError
 from dlbench.declarations import NAME_RE
+from dlbench.repeats import REPEAT_OF_TAG, REPEATS_TAG
 from dlbench.store import search_all_runs
 from dlbench.system_metrics import is_system_metric
 
@@ -125,45 +126,68 @@ def plot_histories(client, rows: Sequence[RunRow], metrics: Sequence[str], path:
 
     Returns the number of curves drawn; a run without a history for a metric is left out.
     """
+    def draw(axis, metric) -> int:
+        curves = 0
+        for row in rows:
+            history = _history(client, row.run_id, metric)
+            if history:
+                axis.plot([m.step for m in history], [m.value for m in history],
+                          marker="o" if len(history) < 30 else None, markersize=3,
+                          label=f"{row.run_name} ({row.run_id[:8]})")
+                curves += 1
+        return curves
+
+    fig, curves = _panels(metrics, draw, ylabel=str)
+    _save(fig, path)
+    return curves
+
+
+def _history(client, run_id: str, metric: str) -> list:
+    """A metric's logged values in step order (a step logged twice: the later value last)."""
+    return sorted(client.get_metric_history(run_id, metric), key=lambda m: (m.step, m.timestamp))
+
+
+def _panels(metrics: Sequence[str], draw, ylabel):
+    """A figure with one panel per metric; ``draw(axis, metric)`` draws a panel's curves and
+    says how many. Returns (figure, curves); no curve at all is a usage error."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 3.2 * len(metrics)), squeeze=False)
-    curves = 0
     try:
+        curves = 0
         for axis, metric in zip(axes[:, 0], metrics):
-            for row in rows:
-                history = sorted(client.get_metric_history(row.run_id, metric),
-                                 key=lambda m: (m.step, m.timestamp))
-                if not history:
-                    continue
-                axis.plot([m.step for m in history], [m.value for m in history],
-                          marker="o" if len(history) < 30 else None, markersize=3,
-                          label=f"{row.run_name} ({row.run_id[:8]})")
-                curves += 1
+            curves += draw(axis, metric)
             axis.set_xlabel("step (epoch)")
-            axis.set_ylabel(metric)
+            axis.set_ylabel(ylabel(metric))
             axis.grid(alpha=0.3)
             if axis.lines:
                 axis.legend(fontsize="small")
         if curves == 0:
             raise UsageError(f"no run has a history for {', '.join(metrics)}; nothing to plot")
         fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig, curves
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
     finally:
         plt.close(fig)
-    return curves
 
 
 # -- groups of repeated runs ---------------------------------------------------------------------
 
 SEED_PARAMS = ("seed", "seeds")
 """What a group leaves out of its key: runs that differ only in these are repeats."""
-REPEATS_TAG = "dlbench.repeats"
-REPEAT_OF_TAG = "dlbench.repeat_of"
 
 
 @dataclass
@@ -172,12 +196,13 @@ class Group:
 
     params: dict[str, str]  # the params that set this group apart (differing ones only)
     runs: list[RunRow]
-    metrics: dict[str, dict]  # metric -> mean, std, n, ci95_low, ci95_high (None: no spread)
+    metrics: dict[str, Any]  # metric -> dlbench.stats.Summary
 
     def to_json(self) -> dict[str, Any]:
         return {"params": self.params, "n": len(self.runs),
                 "seeds": [row.params.get("seed") for row in self.runs],
-                "run_ids": [row.run_id for row in self.runs], "metrics": self.metrics}
+                "run_ids": [row.run_id for row in self.runs],
+                "metrics": {name: stats.to_json() for name, stats in self.metrics.items()}}
 
 
 def find_repeats(client, name: str, *, last: int | None = None, children: bool = False) -> list:
@@ -195,9 +220,7 @@ def group_rows(rows: Sequence[RunRow], metrics: Sequence[str] = (),
     """FINISHED runs grouped by the params that differ between them (seed excluded), with
     mean, std, n and the 95 % t-interval of each metric per group; sorted by the first of
     ``metrics`` (its mean), else by the params."""
-    import math
-
-    from dlbench.stats import SUFFIXES, summarize
+    from dlbench.stats import summarize
 
     finished = [row for row in rows if row.status == "FINISHED"]
     if not finished:
@@ -213,14 +236,12 @@ def group_rows(rows: Sequence[RunRow], metrics: Sequence[str] = (),
         for name in names:
             values = [row.metrics[name] for row in members if name in row.metrics]
             if values:
-                stats = summarize(values)
-                summaries[name] = {s: (None if isinstance(v, float) and math.isnan(v) else v)
-                                   for s in SUFFIXES for v in [getattr(stats, s)]}
+                summaries[name] = summarize(values)
         groups.append(Group(dict(zip(keys, key)), members, summaries))
     if metrics:
         first = metrics[0]
         present = [g for g in groups if first in g.metrics]
-        present.sort(key=lambda g: g.metrics[first]["mean"], reverse=descending)
+        present.sort(key=lambda g: g.metrics[first].mean, reverse=descending)
         groups = present + [g for g in groups if first not in g.metrics]
     else:
         groups.sort(key=lambda g: tuple(str(v) for v in g.params.values()))
@@ -237,28 +258,16 @@ def group_table(groups: Sequence[Group], metrics: Sequence[str] = ()) -> tuple[l
     for group in groups:
         row: dict[str, Any] = {**group.params, "n": len(group.runs)}
         for name in names:
-            summary = group.metrics.get(name)
-            if summary is None:
-                continue
-            if summary["ci95_low"] is None:
-                row[name] = f"{summary['mean']:.4g} (n={summary['n']})"
-            else:
-                half = (summary["ci95_high"] - summary["ci95_low"]) / 2
-                row[name] = f"{summary['mean']:.4g} ± {half:.2g} (n={summary['n']})"
+            if name in group.metrics:
+                row[name] = group.metrics[name].text(4)
         flat.append(row)
     return flat, columns + names
 
 
 def plot_groups(client, groups: Sequence[Group], metrics: Sequence[str], path: Path) -> int:
     """:func:`draw_groups` saved to ``path``; returns the number of curves drawn."""
-    import matplotlib.pyplot as plt
-
     fig, curves = draw_groups(client, groups, metrics)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
+    _save(fig, path)
     return curves
 
 
@@ -266,48 +275,29 @@ def draw_groups(client, groups: Sequence[Group], metrics: Sequence[str]):
     """Each metric's per-step history as one curve per group: the mean over the group's runs
     at each step, with the 95 % t-interval shaded (where two or more runs have that step).
     Returns (the matplotlib figure, the number of curves drawn)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from dlbench.stats import summarize
 
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 3.2 * len(metrics)), squeeze=False)
-    curves = 0
-    try:
-        for axis, metric in zip(axes[:, 0], metrics):
-            for group in groups:
-                by_step: dict[int, list[float]] = {}
-                for row in group.runs:
-                    last: dict[int, float] = {}
-                    for m in sorted(client.get_metric_history(row.run_id, metric),
-                                    key=lambda m: (m.step, m.timestamp)):
-                        last[m.step] = m.value
-                    for step, value in last.items():
-                        by_step.setdefault(step, []).append(value)
-                if not by_step:
-                    continue
-                steps = sorted(by_step)
-                stats = [summarize(by_step[s]) for s in steps]
-                label = ", ".join(f"{k}={v}" for k, v in group.params.items()) or "all runs"
-                line, = axis.plot(steps, [s.mean for s in stats],
-                                  label=f"{label} (n={len(group.runs)})")
-                banded = [(st, s) for st, s in zip(steps, stats) if s.n > 1]
-                if banded:
-                    axis.fill_between([st for st, _ in banded], [s.ci95_low for _, s in banded],
-                                      [s.ci95_high for _, s in banded], alpha=0.25,
-                                      color=line.get_color(), linewidth=0)
-                curves += 1
-            axis.set_xlabel("step (epoch)")
-            axis.set_ylabel(f"{metric} (mean, 95% CI)")
-            axis.grid(alpha=0.3)
-            if axis.lines:
-                axis.legend(fontsize="small")
-        if curves == 0:
-            raise UsageError(f"no run has a history for {', '.join(metrics)}; nothing to plot")
-        fig.tight_layout()
-    except BaseException:
-        plt.close(fig)
-        raise
-    return fig, curves
+    def draw(axis, metric) -> int:
+        curves = 0
+        for group in groups:
+            by_step: dict[int, list[float]] = {}
+            for row in group.runs:
+                last = {m.step: m.value for m in _history(client, row.run_id, metric)}
+                for step, value in last.items():
+                    by_step.setdefault(step, []).append(value)
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            stats = [summarize(by_step[s]) for s in steps]
+            label = ", ".join(f"{k}={v}" for k, v in group.params.items()) or "all runs"
+            line, = axis.plot(steps, [s.mean for s in stats],
+                              label=f"{label} (n={len(group.runs)})")
+            banded = [(st, s) for st, s in zip(steps, stats) if s.n > 1]
+            if banded:
+                axis.fill_between([st for st, _ in banded], [s.ci95_low for _, s in banded],
+                                  [s.ci95_high for _, s in banded], alpha=0.25,
+                                  color=line.get_color(), linewidth=0)
+            curves += 1
+        return curves
+
+    return _panels(metrics, draw, ylabel=lambda metric: f"{metric} (mean, 95% CI)")

@@ -4,9 +4,9 @@ Two models scored on the same test examples (augmented vs baseline, transfer vs 
 denoised vs noisy) differ by chance on a few hundred examples; the honest question is
 whether they disagree on more examples one way than the other. An experiment logs each
 model's outcome per test example (:func:`log_outcomes`: 1/0 for right/wrong, or a score per
-example) in that model's run, and the paired test in its own run (:func:`log_paired`,
-:func:`log_paired_scores`): the difference, the exact McNemar p-value or a paired-bootstrap
-interval. Under ``--seeds`` the parent's interval of the difference metric is then the
+example) in that model's run, and the paired test in its own run (:func:`log_paired`): the
+difference and the exact McNemar p-value (for per-example scores,
+:func:`dlbench.stats.paired_bootstrap` gives an interval of the difference). Under ``--seeds`` the parent's interval of the difference metric is then the
 across-seed interval (:mod:`dlbench.repeats`).
 
 Generic on purpose: a list of numbers per example, in the test set's order. The core knows
@@ -46,15 +46,15 @@ def read_outcomes(client, run_id: str, name: str) -> list[float]:
 
 def log_paired(tracker, name: str, a: tuple[str, Sequence[bool]], b: tuple[str, Sequence[bool]]):
     """McNemar's exact test of ``b`` against ``a`` (each ``(label, correct per example)``,
-    same examples, same order), logged into ``tracker``'s run as metrics
-    ``<name>_mcnemar_p``, ``<name>_<a>_only`` and ``<name>_<b>_only`` (examples only that
-    model got right) and artifact ``outcomes/<name>_paired.json``. Returns the
-    :class:`dlbench.stats.PairedTest` (its ``difference`` is accuracy of b - accuracy of a)."""
+    same examples, same order), logged into ``tracker``'s run as metrics ``<name>`` (accuracy
+    of b - accuracy of a), ``<name>_mcnemar_p``, ``<name>_<a>_only`` and ``<name>_<b>_only``
+    (examples only that model got right) and artifact ``outcomes/<name>_paired.json``.
+    Returns the :class:`dlbench.stats.PairedTest`."""
     from dlbench.stats import mcnemar
 
     (a_label, a_correct), (b_label, b_correct) = a, b
     test = mcnemar([bool(v) for v in a_correct], [bool(v) for v in b_correct])
-    tracker.log_metrics({f"{name}_mcnemar_p": test.p_value,
+    tracker.log_metrics({name: test.difference, f"{name}_mcnemar_p": test.p_value,
                          f"{name}_{a_label}_only": float(test.a_only),
                          f"{name}_{b_label}_only": float(test.b_only)})
     tracker.log_dict({"test": "McNemar exact (binomial, two-sided)", "a": a_label, "b": b_label,
@@ -62,20 +62,3 @@ def log_paired(tracker, name: str, a: tuple[str, Sequence[bool]], b: tuple[str, 
                       "difference": test.difference, "p_value": test.p_value},
                      f"{FOLDER}/{name}_paired.json")
     return test
-
-
-def log_paired_scores(tracker, name: str, a: tuple[str, Sequence[float]],
-                      b: tuple[str, Sequence[float]], *, seed: int = 0):
-    """A paired bootstrap over examples of the mean score difference ``b - a``, logged as
-    ``<name>_diff`` and ``<name>_boot_ci95_low``/``_high``; returns (diff, low, high)."""
-    from dlbench.stats import paired_bootstrap
-
-    (a_label, a_scores), (b_label, b_scores) = a, b
-    diff, low, high = paired_bootstrap(a_scores, b_scores, seed=seed)
-    tracker.log_metrics({f"{name}_diff": diff, f"{name}_boot_ci95_low": low,
-                         f"{name}_boot_ci95_high": high})
-    tracker.log_dict({"test": "paired bootstrap over examples (10,000 resamples, percentile)",
-                      "a": a_label, "b": b_label, "examples": len(a_scores),
-                      "difference": diff, "ci95_low": low, "ci95_high": high},
-                     f"{FOLDER}/{name}_paired.json")
-    return diff, low, high

@@ -94,7 +94,8 @@ class RepeatResult:
     parent: Any  # dlbench.runner.RunResult of the parent
     children: list = field(default_factory=list)  # RunResult per seed, in seed order
     seeds: list[int] = field(default_factory=list)
-    summary: dict[str, dict] = field(default_factory=dict)  # metric -> mean, std, n, ..., goal
+    stats: dict[str, Any] = field(default_factory=dict)  # metric -> dlbench.stats.Summary
+    goals: dict[str, str | None] = field(default_factory=dict)  # metric -> declared direction
 
     @property
     def status(self) -> str:
@@ -107,6 +108,12 @@ class RepeatResult:
     @property
     def error(self) -> str | None:
         return self.parent.error
+
+    @property
+    def summary(self) -> dict[str, dict]:
+        """``{metric: {mean, std, n, ci95_low, ci95_high, goal}}`` (no spread: None)."""
+        return {name: {**stats.to_json(), "goal": self.goals.get(name)}
+                for name, stats in self.stats.items()}
 
     def to_json(self) -> dict[str, Any]:
         """``dlbench run --json`` of a single run, for the parent, plus ``seeds``, ``runs``
@@ -122,45 +129,24 @@ def check_combination(request, seeds) -> None:
     if request.register:
         raise UsageError("--seeds makes one model per seed; --register needs one (fix: register"
                          " a seed's run: dlbench run NAME --seed S --register NAME)")
-    if not seeds:
-        raise UsageError("--seeds names no seed (fix: --seeds 0-4)")
 
 
 def run_seeds(request, seeds: list[int], registry, *, store=None) -> RepeatResult:
     """Run ``request`` once per seed under one parent run; aggregate onto the parent."""
-    import os
     import shutil
     import tempfile
     from pathlib import Path
 
     from dlbench.lifecycle import ending, start_run
-    from dlbench.models import check_registration
-    from dlbench.orphans import repair_orphans_quietly
-    from dlbench.runner import (DATA_PATH_TAG, RunResult, _read_back, check_data_path,
-                                execute, run_tags)
-    from dlbench.store import artifact_folder, experiment_id, open_store, resolve_store
+    from dlbench.runner import RunResult, execute, prepare, read_back
+    from dlbench.store import experiment_id
     from dlbench.tracker import Tracker
 
-    os.environ.setdefault("MPLBACKEND", "Agg")
     check_combination(request, seeds)
-    entry = registry.experiment(request.experiment)
+    entry, params, store, client, tags = prepare(request, registry, store)
     experiment = entry.value
-    if request.strategy and not experiment.tensorflow:
-        raise UsageError(f"--strategy {request.strategy}: experiment {experiment.name!r} does"
-                         " not use TensorFlow")
-    params = experiment.resolve_params(request.params, quick=request.quick)
-    check_data_path(request.data_path)
-    check_registration(request.register, request.alias)
-    store = store or resolve_store(request.tracking_uri)
-    if request.experiment_name and store.artifact_root is not None:
-        artifact_folder(store.artifact_root, request.experiment_name)
-    client = open_store(store)
-    repair_orphans_quietly(client)
-
     seeds_text = ",".join(str(s) for s in seeds)
-    tags = {**run_tags(entry), **request.tags, REPEATS_TAG: seeds_text}
-    if request.data_path:
-        tags[DATA_PATH_TAG] = str(Path(request.data_path).resolve())
+    tags[REPEATS_TAG] = seeds_text
     exp_id = experiment_id(client, request.experiment_name or experiment.name, store)
     parent_id = start_run(client, exp_id, name=request.run_name,
                           parent_run_id=request.parent_run_id, tags=tags)
@@ -168,12 +154,12 @@ def run_seeds(request, seeds: list[int], registry, *, store=None) -> RepeatResul
     parent = Tracker(client, parent_id, scratch)
     parent.experiment = experiment
     children: list[RunResult] = []
-    summary: dict[str, dict] = {}
+    stats: dict = {}
     started = time.monotonic()
 
     def aggregate(outcome) -> None:
         """What the parent logs about its children, whatever the ending (see ending())."""
-        summary.update(log_aggregates(parent, experiment, children, seeds))
+        stats.update(log_aggregates(parent, experiment, children, seeds))
 
     try:
         with ending(parent, before_end=aggregate) as outcome:
@@ -198,8 +184,9 @@ def run_seeds(request, seeds: list[int], registry, *, store=None) -> RepeatResul
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     error = outcome.error
-    result = _read_back(client, parent_id, exp_id, error, time.monotonic() - started)
-    return RepeatResult(parent=result, children=children, seeds=list(seeds), summary=summary)
+    result = read_back(client, parent_id, exp_id, error, time.monotonic() - started)
+    return RepeatResult(parent=result, children=children, seeds=list(seeds), stats=stats,
+                        goals={name: experiment.goal(name) for name in stats})
 
 
 def _say(message: str) -> None:
@@ -208,25 +195,17 @@ def _say(message: str) -> None:
     print(f"[repeats] {message}", file=sys.stderr, flush=True)
 
 
-def log_aggregates(parent, experiment, children, seeds) -> dict[str, dict]:
+def log_aggregates(parent, experiment, children, seeds) -> dict:
     """Summaries of every final metric over the FINISHED children, logged onto ``parent``
     as ``<metric>_<mean|std|n|ci95_low|ci95_high>`` with the two tables; returned as
-    ``{metric: {mean, std, n, ci95_low, ci95_high, goal}}`` (NaN std/interval as None)."""
-    import math
-
-    from dlbench.stats import SUFFIXES, summarize
+    ``{metric: dlbench.stats.Summary}``."""
+    from dlbench.stats import summarize
 
     finished = [c for c in children if c.status == "FINISHED"]
     names = sorted({k for c in finished for k in c.metrics})
-    summary: dict[str, dict] = {}
-    logged: dict[str, float] = {}
-    for name in names:
-        values = [c.metrics[name] for c in finished if name in c.metrics]
-        stats = summarize(values)
-        logged.update(stats.metrics(name))
-        summary[name] = {suffix: (None if isinstance(v, float) and math.isnan(v) else v)
-                         for suffix in SUFFIXES for v in [getattr(stats, suffix)]}
-        summary[name]["goal"] = experiment.goal(name)
+    stats = {name: summarize([c.metrics[name] for c in finished if name in c.metrics])
+             for name in names}
+    logged = {k: v for name, summary in stats.items() for k, v in summary.metrics(name).items()}
     if logged:
         parent.log_metrics(logged)
     rows = [{"seed": seed, "run_id": child.run_id, "status": child.status,
@@ -235,25 +214,19 @@ def log_aggregates(parent, experiment, children, seeds) -> dict[str, dict]:
             for seed, child in zip(seeds, children)]
     if rows:
         parent.log_table(rows, SEEDS_FILE)
-    if summary:
-        parent.log_table([{"metric": name, **values} for name, values in summary.items()],
-                         SUMMARY_FILE)
-    return summary
+    if stats:
+        parent.log_table([{"metric": name, **summary.to_json(), "goal": experiment.goal(name)}
+                          for name, summary in stats.items()], SUMMARY_FILE)
+    return stats
 
 
-def summary_rows(summary: dict[str, dict]) -> list[dict]:
+def summary_rows(result: RepeatResult) -> list[dict]:
     """Rows for the terminal: metric, mean ± half-width of the interval, the interval, n."""
-    from dlbench.stats import Summary
-
     rows = []
-    for name, values in sorted(summary.items()):
-        nan = float("nan")
-        stats = Summary(values["mean"], values["std"] if values["std"] is not None else nan,
-                        int(values["n"]), values["ci95_low"] if values["ci95_low"] is not None else nan,
-                        values["ci95_high"] if values["ci95_high"] is not None else nan)
+    for name, stats in sorted(result.stats.items()):
         rows.append({"metric": name, "mean ± 95% CI": stats.text(4),
-                     "ci95": "-" if values["ci95_low"] is None
-                     else f"[{values['ci95_low']:.4g}, {values['ci95_high']:.4g}]",
-                     "n": int(values["n"]), "better": {"max": "larger", "min": "smaller"}.get(
-                         values.get("goal"), "-")})
+                     "ci95": "-" if stats.n < 2
+                     else f"[{stats.ci95_low:.4g}, {stats.ci95_high:.4g}]",
+                     "n": stats.n, "better": {"max": "larger", "min": "smaller"}.get(
+                         result.goals.get(name), "-")})
     return rows

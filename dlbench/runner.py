@@ -73,30 +73,13 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None,
             step_observer=None) -> RunResult:
     """Run ``request`` to its end and read it back. ``step_observer(key, value, step)`` sees
     every per-step metric as it is logged (a sweep's pruner; see ``Tracker.observe_steps``)."""
-    # Figures are rendered to files, never to a window: no display on servers and CI.
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    entry = registry.experiment(request.experiment)
-    experiment = entry.value
-    if request.strategy and not experiment.tensorflow:
-        raise UsageError(f"--strategy {request.strategy}: experiment {experiment.name!r} does"
-                         " not use TensorFlow")
     if request.resume_run_id and request.params:
         raise UsageError("--resume continues with the run's own params (fix: drop the -p options)")
     if request.resume_run_id and not RUN_ID.fullmatch(request.resume_run_id):
         raise UsageError(f"--resume {request.resume_run_id!r} is not a run id (fix: the run_id"
                          " that `dlbench run --json` or `dlbench runs` prints)")
-    params = experiment.resolve_params(request.params, quick=request.quick)
-    check_data_path(request.data_path)
-    check_registration(request.register, request.alias)
-    store = store or resolve_store(request.tracking_uri)
-    if request.experiment_name and store.artifact_root is not None:
-        artifact_folder(store.artifact_root, request.experiment_name)  # a usage error: say it now
-    client = open_store(store)
-    repair_orphans_quietly(client)
-
-    tags = {**run_tags(entry), **request.tags}
-    if request.data_path:  # what `dlbench rerun` runs on again
-        tags[DATA_PATH_TAG] = str(Path(request.data_path).resolve())
+    entry, params, store, client, tags = prepare(request, registry, store)
+    experiment = entry.value
     resume = None
     if request.resume_run_id:
         from dlbench.checkpoints import load_resume, reopen
@@ -163,9 +146,37 @@ def execute(request: RunRequest, registry: Registry, store: Store | None = None,
                 registered = _register(ctx, request)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = _read_back(client, run_id, exp_id, outcome.error, time.monotonic() - started)
+    result = read_back(client, run_id, exp_id, outcome.error, time.monotonic() - started)
     result.registered_model = registered if outcome.status == "FINISHED" else None
     return result
+
+
+def prepare(request: RunRequest, registry: Registry, store: Store | None = None):
+    """What every run checks and opens before it starts, a ``--seeds`` parent included:
+    the experiment, its params, ``--data``, ``--register``, the store (orphans repaired) and
+    the run's tags. Any mistake is a usage error here, before anything is written.
+
+    Returns (registry entry, resolved params, store, client, tags).
+    """
+    # Figures are rendered to files, never to a window: no display on servers and CI.
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    entry = registry.experiment(request.experiment)
+    experiment = entry.value
+    if request.strategy and not experiment.tensorflow:
+        raise UsageError(f"--strategy {request.strategy}: experiment {experiment.name!r} does"
+                         " not use TensorFlow")
+    params = experiment.resolve_params(request.params, quick=request.quick)
+    check_data_path(request.data_path)
+    check_registration(request.register, request.alias)
+    store = store or resolve_store(request.tracking_uri)
+    if request.experiment_name and store.artifact_root is not None:
+        artifact_folder(store.artifact_root, request.experiment_name)  # a usage error: say it now
+    client = open_store(store)
+    repair_orphans_quietly(client)
+    tags = {**run_tags(entry), **request.tags}
+    if request.data_path:  # what `dlbench rerun` runs on again
+        tags[DATA_PATH_TAG] = str(Path(request.data_path).resolve())
+    return entry, params, store, client, tags
 
 
 def _register(ctx, request: RunRequest) -> str:
@@ -186,7 +197,7 @@ def check_data_path(path) -> None:
         raise UsageError(f"--data {path}: no such file or folder")
 
 
-def _read_back(client, run_id, exp_id, error, duration) -> RunResult:
+def read_back(client, run_id, exp_id, error, duration) -> RunResult:
     """The summary comes from the store itself: what is printed is what was recorded (the
     experiment's metrics: system metrics stay in the run's System metrics tab)."""
     from dlbench.system_metrics import is_system_metric

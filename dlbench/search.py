@@ -172,8 +172,6 @@ def make_plan(request: SweepRequest, experiment) -> tuple[SweepPlan, dict[str, A
         if request.prune != "none":
             raise UsageError("--prune watches one run's curve; with --seeds a trial is several"
                              " runs (fix: drop --prune, or --seeds)")
-        if not request.seeds:
-            raise UsageError("--seeds names no seed (fix: --seeds 0-4)")
         if metric is not None:
             metric = f"{metric}_mean"  # what a --seeds parent logs: trials rank by the mean
     prune_metric, sign = None, 1.0

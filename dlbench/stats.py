@@ -44,6 +44,11 @@ class Summary:
         values = {f"{name}_{suffix}": float(getattr(self, suffix)) for suffix in SUFFIXES}
         return {k: v for k, v in values.items() if not math.isnan(v)}
 
+    def to_json(self) -> dict[str, float | int | None]:
+        """The fields by name, NaN (no spread) as None: what ``--json`` prints."""
+        return {suffix: (None if isinstance(v, float) and math.isnan(v) else v)
+                for suffix in SUFFIXES for v in [getattr(self, suffix)]}
+
     def text(self, digits: int = 3) -> str:
         """``0.512 ± 0.021 (n=5)``: the mean and the half-width of its interval."""
         if math.isnan(self.ci95_low):
@@ -78,10 +83,6 @@ class PairedTest:
     b_only: int  # b right, a wrong
     p_value: float  # exact two-sided McNemar
     difference: float  # accuracy of b - accuracy of a
-
-    def metrics(self, name: str) -> dict[str, float]:
-        return {f"{name}_diff": self.difference, f"{name}_mcnemar_p": self.p_value,
-                f"{name}_a_only": float(self.a_only), f"{name}_b_only": float(self.b_only)}
 
 
 def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> PairedTest:

@@ -68,25 +68,18 @@ def command(name, metrics, order, last, children, plot, group, tracking_uri, as_
     descending = order == "descending" if order else _goal(name, metrics) == "max"
     rows = rows_for(runs, metrics, descending=descending)
     if group:
-        groups = group_rows(rows, metrics, descending=descending)
-        if plot is not None:
-            curves = plot_groups(client, groups, metrics, plot)
-            click.echo(f"plotted {curves} group curve(s) to {plot}", err=True)
-        if as_json:
-            click.echo(json.dumps([g.to_json() for g in groups], indent=2))
-        else:
-            flat, columns = group_table(groups, metrics)
-            click.echo(format_table(flat, columns))
-        return
-    if plot is not None:
-        curves = plot_histories(client, rows, metrics, plot)
-        click.echo(f"plotted {curves} curve(s) to {plot}", err=True)
-    if as_json:
-        click.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        shown, draw, tabulate, drawn = (group_rows(rows, metrics, descending=descending),
+                                        plot_groups, group_table, "group curve(s)")
     else:
-        flat, columns = table(rows, metrics)
+        shown, draw, tabulate, drawn = rows, plot_histories, table, "curve(s)"
+    if plot is not None:
+        curves = draw(client, shown, metrics, plot)
+        click.echo(f"plotted {curves} {drawn} to {plot}", err=True)
+    if as_json:
+        click.echo(json.dumps([item.to_json() for item in shown], indent=2))
+    else:
+        flat, columns = tabulate(shown, metrics)
         click.echo(format_table(flat, columns))
-
 
 def _goal(name: str, metrics) -> str | None:
     """The declared direction of the first metric, when experiment ``name`` is installed."""

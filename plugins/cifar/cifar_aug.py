@@ -190,7 +190,6 @@ def run(ctx):
 
     paired = log_paired(ctx, "test_accuracy_gain", ("baseline", outcomes["baseline"]),
                         ("augmented", outcomes["augmented"]))
-    ctx.log_metric("test_accuracy_gain", paired.difference)
     ctx.log(f"augmented - baseline: {100 * paired.difference:+.1f} points on {paired.n} test"
             f" images (right only by augmented {paired.b_only}, only by baseline"
             f" {paired.a_only}; McNemar exact p = {paired.p_value:.3g})")

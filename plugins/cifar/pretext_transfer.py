@@ -243,7 +243,6 @@ def run(ctx):
 
     paired = log_paired(ctx, "transfer_gain", ("baseline", outcomes["baseline"]),
                         ("transfer", outcomes["transfer"]))
-    ctx.log_metric("transfer_gain", paired.difference)
     ctx.log(f"transfer - baseline: {100 * paired.difference:+.1f} points on {paired.n} test"
             f" images (McNemar exact p = {paired.p_value:.3g})")
     ctx.log_figure(plot_curves(curves, len(labeled)), "val_accuracy.png")

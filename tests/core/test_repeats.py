@@ -34,7 +34,6 @@ def flaky(ctx):
         outcomes[name] = correct
         ctx.log_metric(f"{name}_test_accuracy", outcomes[name].mean())
     log_paired(ctx, "gain", ("baseline", outcomes["baseline"]), ("better", outcomes["better"]))
-    ctx.log_metric("gain", outcomes["better"].mean() - outcomes["baseline"].mean())
 
 
 @hookimpl
