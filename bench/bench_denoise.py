@@ -17,7 +17,7 @@ both datasets' evaluation clips, so one seed gives four evaluations:
 - ``synth>course``: trained on the synthesized default, scored on the course hold-out.
 
 In-domain scores are the run's own ``snr_db``; cross-domain ones come from the run's logged
-``model/`` (the :class:`Denoiser` ``dlbench denoise`` uses) applied here to the other set's clips.
+``model/`` (fetched as ``dlbench denoise --run`` fetches it) applied here to the other set's clips.
 A recipe is judged by the mean over the four, per seed and over seeds, beside the noisy input and
 the oracle ceiling (the clean magnitude on the noisy phase). Training seconds are the run's
 ``train_seconds``; CPU seconds are the user + system time of the whole ``dlbench run`` process
@@ -117,15 +117,13 @@ def cross_scores(store: str, run_id: str, dataset: str, seed: int) -> dict:
     """SNR of the run's logged denoiser on ``dataset``'s evaluation clips (mean over clips),
     beside the noisy input's and the oracle's, as ``evaluation.summarize`` averages them."""
     import numpy as np
-    from mlflow import MlflowClient
 
     from dlbench_plugins.speech import spectral
-    from dlbench_plugins.speech.inference import MODEL_ARTIFACT, Denoiser
+    from dlbench_plugins.speech.command import fetch_denoiser
     from dlbench_plugins.speech.metrics import snr_db
 
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
-        folder = MlflowClient(store).download_artifacts(run_id, MODEL_ARTIFACT, tmp)
-        denoiser = Denoiser.load(Path(folder))
+        denoiser = fetch_denoiser(run_id, store, Path(tmp))
     rows = []
     for clip in speech(dataset, seed).evaluation:
         spectrum = spectral.stft(clip.noisy, denoiser.settings)
