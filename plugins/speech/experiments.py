@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dlbench import Experiment, Metric, Param
 from dlbench_plugins.speech.evaluation import evaluate, summarize
-from dlbench_plugins.speech.features import TARGETS, load_features
+from dlbench_plugins.speech.features import LOSS_WEIGHTINGS, TARGETS, load_features
 from dlbench_plugins.speech.inference import MODEL_ARTIFACT, Denoiser
 from dlbench_plugins.speech.models import OUTPUT_INITS, build_conv1d, build_dense
 from dlbench_plugins.speech.plots import plot_loss, plot_spectrograms
@@ -82,6 +82,7 @@ def run_conv1d(ctx):
 def common_params(*, learning_rate, epochs, batch_size, patience, target, max_gain, compression,
                   context, frame_shifts, remix, remix_gain, dropout, ema_momentum,
                   normalization="none", schedule="constant", warmup_epochs=0.0,
+                  loss_weighting="energy",
                   train_frames=0, jit_compile=False, output_init="he_normal"):
     return (
         Param("learning_rate", float, learning_rate, "Adam step size", low=0.0),
@@ -101,6 +102,10 @@ def common_params(*, learning_rate, epochs, batch_size, patience, target, max_ga
               "the clean magnitude the output is fitted to: as is (magnitude), or its part in"
               " phase with the noisy STFT (phase_sensitive), the part a noisy-phase"
               " reconstruction can recover", choices=TARGETS),
+        Param("loss_weighting", str, loss_weighting,
+              "how the mask's loss weighs the training clips: by their energy, loud clips more"
+              " (energy), or each alike, as the mean of per-clip SNRs does (clip)",
+              choices=LOSS_WEIGHTINGS),
         Param("max_gain", float, max_gain,
               "ceiling of the mask's ReLU: no bin is amplified beyond it (0: none; mask output"
               " only)", low=0.0),

@@ -13,14 +13,16 @@ from typing import Any
 
 TARGETS = ("magnitude", "phase_sensitive")
 """What the network's output is fitted to (see :func:`clean_target`)."""
+LOSS_WEIGHTINGS = ("energy", "clip")
+"""How a mask's loss weighs the training clips against each other (see :func:`clip_levels`)."""
 
 
 @dataclass
 class Frames:
     """Training examples, one per STFT frame: the network's input ``features`` (compressed,
     scaled, with context), the ``noisy`` magnitude a mask multiplies, and the ``target`` the
-    loss compares against (linear magnitudes divided by one level for a mask; the compressed
-    clean magnitude for a magnitude network)."""
+    loss compares against (for a mask, linear magnitudes divided by a level: :func:`clip_levels`;
+    for a magnitude network, the compressed clean magnitude)."""
 
     features: Any
     noisy: Any
@@ -86,11 +88,11 @@ def load_features(ctx):
     )
     if p["scaling"] == "peak":
         settings = spectral.fit_scale(noisy, settings)
-    # One level for all linear magnitudes, so a mask's loss is O(1) whatever the recording level.
-    level = float(np.std(np.abs(np.concatenate(clean_specs)))) or 1.0
+    levels = clip_levels(clean_specs, p["loss_weighting"])
     # Context is stacked clip by clip, so no example mixes the end of one clip with the
     # start of the next.
-    frames = Frames.concat([clip_frames(n, c, settings, level) for n, c in zip(noisy, clean)])
+    frames = Frames.concat([clip_frames(n, c, settings, level)
+                            for n, c, level in zip(noisy, clean, levels)])
     split = int(len(frames) * (1 - p["validation_split"]))
 
     counts = [len(m) for m in noisy]
@@ -99,16 +101,32 @@ def load_features(ctx):
     if shifts == 1:
         fit = [frames[:split]]
     else:
-        fit = [training_frames(data.train, counts, split, settings, level, p["target"], shifts)]
+        fit = [training_frames(data.train, counts, split, settings, levels, p["target"], shifts)]
     rng = np.random.default_rng(ctx.seed)
     remix = (rng, p["remix_gain"])
     # Each remix is another noisy copy of the same audio, cut into frames the same way.
-    fit += [training_frames(data.train, counts, split, settings, level, p["target"], shifts, remix)
+    fit += [training_frames(data.train, counts, split, settings, levels, p["target"], shifts, remix)
             for _ in range(p["remix"])]
     return data, stfts, settings, Frames.concat(fit), frames[split:]
 
 
-def training_frames(clips, frame_counts, split, settings, level, target, shifts=1, remix=None):
+def clip_levels(clean_specs, weighting: str) -> list[float]:
+    """The level each clip's linear magnitudes are divided by in a mask's loss (O(1) either way).
+
+    ``energy``: one level for all, so each bin weighs by its energy and a loud clip outweighs a
+    quiet one. ``clip``: each clip's own, so every clip weighs alike, as the evaluation's mean
+    of per-clip SNRs does; on a set whose clips differ in level (the synthesized one spans
+    10 dB of speech level and 15 dB of SNR) the quiet ones otherwise barely count.
+    """
+    import numpy as np
+
+    if weighting == "clip":
+        return [float(np.std(np.abs(spec))) or 1.0 for spec in clean_specs]
+    level = float(np.std(np.abs(np.concatenate(clean_specs)))) or 1.0
+    return [level] * len(clean_specs)
+
+
+def training_frames(clips, frame_counts, split, settings, levels, target, shifts=1, remix=None):
     """Examples from the training audio that lies before the validation frames.
 
     ``shifts`` > 1 takes the STFT at ``hop / shifts``: every extra frame is a real window of
@@ -124,7 +142,7 @@ def training_frames(clips, frame_counts, split, settings, level, target, shifts=
 
     shifted = dataclasses.replace(settings, hop_length=max(settings.hop_length // shifts, 1))
     parts, start = [], 0
-    for clip, frames in zip(clips, frame_counts):
+    for clip, frames, level in zip(clips, frame_counts, levels):
         count = min(frames, max(split - start, 0))  # this clip's frames before the split
         start += frames
         if not count:

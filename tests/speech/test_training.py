@@ -147,17 +147,17 @@ def test_frame_shifts_add_real_windows_before_the_validation_frames():
     whole = clip_frames(noisy, spectral.magnitude_phase(clip.clean, settings)[0], settings, 2.0)
     split = 30
 
-    plain = training_frames([clip], [len(noisy)], split, settings, 2.0, "magnitude")
+    plain = training_frames([clip], [len(noisy)], split, settings, [2.0], "magnitude")
     np.testing.assert_allclose(plain.features, whole.features[:split], atol=1e-6)
     np.testing.assert_allclose(plain.target, whole.target[:split], atol=1e-6)
 
-    shifted = training_frames([clip], [len(noisy)], split, settings, 2.0, "magnitude", shifts=4)
+    shifted = training_frames([clip], [len(noisy)], split, settings, [2.0], "magnitude", shifts=4)
     assert len(shifted) == 4 * split
     np.testing.assert_allclose(shifted.noisy[::4], whole.noisy[:split], atol=1e-6)
     np.testing.assert_allclose(shifted.target[::4], whole.target[:split], atol=1e-6)
     after = SpeechClip("a", clip.noisy.copy(), clip.clean.copy())
     after.noisy[split * 512:] = 0.5  # change only the validation frames' audio
-    again = training_frames([after], [len(noisy)], split, settings, 2.0, "magnitude", shifts=4)
+    again = training_frames([after], [len(noisy)], split, settings, [2.0], "magnitude", shifts=4)
     np.testing.assert_array_equal(again.features, shifted.features)
 
 
@@ -176,7 +176,7 @@ def test_remix_copies_take_their_frames_at_the_training_hop():
                       source="test", digest="remix-hop-test")
     params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
               "validation_split": 0.25, "frame_shifts": 2, "remix": 1, "remix_gain": 0.3,
-              "normalization": "none",
+              "normalization": "none", "loss_weighting": "energy",
               "target": "magnitude"}
     ctx = SimpleNamespace(params=params, seed=0, data=lambda name: data)
 
@@ -187,6 +187,34 @@ def test_remix_copies_take_their_frames_at_the_training_hop():
     half = len(fit) // 2
     np.testing.assert_allclose(fit.target[:half], fit.target[half:], atol=1e-6)
     assert not np.allclose(fit.noisy[:half], fit.noisy[half:])
+
+
+def test_clip_weighting_gives_a_quiet_clip_the_loss_weight_of_a_loud_one():
+    """loss_weighting=clip divides each clip's magnitudes by its own level, so a copy 20 dB
+    quieter brings the same targets; energy (one level for all) leaves it 10x smaller."""
+    from types import SimpleNamespace
+
+    from dlbench_plugins.speech.clips import SpeechClip, SpeechData
+    from dlbench_plugins.speech.features import load_features
+
+    rng = np.random.default_rng(3)
+    clean = rng.standard_normal(40 * 512).astype("float32")
+    noisy = clean + 0.3 * rng.standard_normal(len(clean)).astype("float32")
+    loud, quiet = SpeechClip("loud", noisy, clean), SpeechClip("quiet", noisy / 10, clean / 10)
+    data = SpeechData(train=[loud, quiet], evaluation=[], listen=[], sample_rate=16000,
+                      layout="synth", source="test", digest="clip-weighting-test")
+    targets = {}
+    for weighting in ("energy", "clip"):
+        params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
+                  "validation_split": 0.1, "frame_shifts": 1, "remix": 0, "remix_gain": 0.3,
+                  "normalization": "recording", "loss_weighting": weighting,
+                  "target": "magnitude"}
+        _, _, _, fit, _ = load_features(SimpleNamespace(params=params, seed=0, data=lambda _: data))
+        targets[weighting] = fit.target[:41], fit.target[41:41 + 30]  # loud, then quiet frames
+    loud_energy, quiet_energy = targets["energy"]
+    np.testing.assert_allclose(quiet_energy, loud_energy[:30] / 10, rtol=1e-4, atol=1e-6)
+    loud_clip, quiet_clip = targets["clip"]
+    np.testing.assert_allclose(quiet_clip, loud_clip[:30], rtol=1e-4, atol=1e-5)
 
 
 def test_phase_sensitive_target_is_the_best_magnitude_on_the_noisy_phase():
