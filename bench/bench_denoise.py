@@ -16,6 +16,9 @@ both datasets' evaluation clips, so one seed gives four evaluations:
 - ``course>synth``: trained on the course pair, scored on the synthesized evaluation clips;
 - ``synth>course``: trained on the synthesized default, scored on the course hold-out.
 
+The synthesized set is made per seed (as ``dlbench run --seed S`` makes it), so its clips, and
+their input SNR, differ from seed to seed: compare recipes at the same seed, or by their gain
+over the noisy input (printed per run in brackets), not one seed's score with another's.
 In-domain scores are the run's own ``snr_db``; cross-domain ones come from the run's logged
 ``model/`` (fetched as ``dlbench denoise --run`` fetches it) applied here to the other set's clips.
 A recipe is judged by the mean over the four, per seed and over seeds, beside the noisy input and
@@ -247,7 +250,8 @@ def report(results: list[dict], seeds: list[int]) -> None:
         print(f"{label:25} " + " ".join(f"{c:12.2f}" for c in cells))
     print("\nper run:")
     for r in results:
-        scores = " ".join(f"{e}={r[e]['snr_db']:.2f}" for e in EVALUATIONS if e in r)
+        scores = " ".join(f"{e}={r[e]['snr_db']:.2f} ({r[e]['snr_db'] - r[e]['snr_in_db']:+.2f})"
+                          for e in EVALUATIONS if e in r)
         print(f"  {r['name']:15} {r['recipe']:9} {r['dataset']:6} seed {r['seed']}: {scores}"
               f"  train {r['train_seconds']:.1f} s, {int(r['epochs'])} epochs,"
               f" {r['gflop_per_frame']:.3f} GFLOP/frame, {r['gflops']:.1f} GFLOP/s,"
