@@ -4,6 +4,7 @@ plugin as an installed distribution, the CLI in-process, and a real `mlflow serv
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,12 @@ import pytest
 from dlbench.testing import fake_distribution
 from support import DATA, MlflowServer, free_port
 from toy_plugin import TOY_PLUGIN
+
+# A suite started in the background by a non-interactive shell (`pytest &` in a script) inherits
+# SIGINT ignored, and so would every dlbench it starts: the Ctrl-C tests would wait for an exit
+# that never comes. Children inherit a Python handler as the default action, so take it back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _shared(sub: str, what: str) -> Path:
