@@ -57,7 +57,7 @@ PREVIOUS = {  # the defaults before the cross-dataset round, as -p values
     "denoise_dense": ["normalization=none", "jit_compile=false"],
     "denoise_conv1d": ["normalization=none", "schedule=constant", "learning_rate=3e-4",
                        "patience=8", "ema_momentum=0.995", "train_frames=0",
-                       "output_init=he_normal"],
+                       "output_init=he_normal", "loss_weighting=energy"],
 }
 SEED = {  # the course seed's full settings (README, experiments table)
     "denoise_dense": ["output=magnitude", "compression=none", "scaling=none", "frame_shifts=1",

@@ -202,7 +202,7 @@ EXPERIMENTS = [
             target="phase_sensitive", max_gain=1.0, compression="log1p", context=0,
             frame_shifts=1, remix=0, remix_gain=0.3, dropout=0.3, ema_momentum=0.0,
             normalization="recording", schedule="cosine", warmup_epochs=1.0,
-            train_frames=60_000, output_init="half_gain",
+            train_frames=60_000, output_init="half_gain", loss_weighting="clip",
         )
         + (
             Param("kernel_size", int, 5, "Conv1D kernel size along frequency", low=1, high=63),
