@@ -51,7 +51,6 @@ COURSE = Path(os.environ.get("DLBENCH_TEST_DATA", REPO.parent / "shared" / "data
 EXPERIMENTS = ("denoise_dense", "denoise_conv1d")
 DATASETS = ("course", "synth")
 EVALUATIONS = ("course", "synth", "course>synth", "synth>course")
-SCORES = ("snr_in_db", "snr_db", "snr_gain_db", "si_sdr_db", "pesq", "stoi", "oracle_snr_db")
 
 PREVIOUS = {  # the defaults before the cross-dataset round, as -p values
     "denoise_dense": ["normalization=none", "jit_compile=false"],

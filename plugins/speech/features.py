@@ -120,10 +120,12 @@ def clip_levels(clean_specs, weighting: str) -> list[float]:
     """
     import numpy as np
 
+    def level(specs) -> float:
+        return float(np.std(np.abs(np.concatenate(specs)))) or 1.0
+
     if weighting == "clip":
-        return [float(np.std(np.abs(spec))) or 1.0 for spec in clean_specs]
-    level = float(np.std(np.abs(np.concatenate(clean_specs)))) or 1.0
-    return [level] * len(clean_specs)
+        return [level([spec]) for spec in clean_specs]
+    return [level(clean_specs)] * len(clean_specs)
 
 
 def training_frames(clips, frame_counts, split, settings, levels, target, shifts=1, remix=None):

@@ -161,26 +161,38 @@ def test_frame_shifts_add_real_windows_before_the_validation_frames():
     np.testing.assert_array_equal(again.features, shifted.features)
 
 
+def features_of(clips, **params):
+    """``load_features``' (fit, validation) frames for training ``clips``: the mask defaults
+    below, with ``params`` on top."""
+    from types import SimpleNamespace
+
+    from dlbench.cache import array_digest
+    from dlbench_plugins.speech.clips import SpeechData
+    from dlbench_plugins.speech.features import load_features
+
+    # The STFT cache is keyed by the data's digest: one per audio.
+    digest = array_digest(a for clip in clips for a in (clip.noisy, clip.clean))
+    data = SpeechData(train=list(clips), evaluation=[], listen=[], sample_rate=16000,
+                      layout="synth", source="test", digest=digest)
+    params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
+              "validation_split": 0.1, "frame_shifts": 1, "remix": 0, "remix_gain": 0.3,
+              "normalization": "none", "loss_weighting": "energy", "target": "magnitude",
+              **params}
+    _, _, _, fit, validation = load_features(SimpleNamespace(params=params, seed=0,
+                                                             data=lambda _: data))
+    return fit, validation
+
+
 def test_remix_copies_take_their_frames_at_the_training_hop():
     """With frame_shifts=2 and remix=1 every copy brings as many frames as the original audio,
     the remix's clean target is the original's, and validation keeps the hop-512 frames."""
-    from types import SimpleNamespace
-
-    from dlbench_plugins.speech.clips import SpeechClip, SpeechData
-    from dlbench_plugins.speech.features import load_features
+    from dlbench_plugins.speech.clips import SpeechClip
 
     rng = np.random.default_rng(1)
     clean = rng.standard_normal(40 * 512).astype("float32")
     clip = SpeechClip("a", clean + 0.1 * rng.standard_normal(len(clean)).astype("float32"), clean)
-    data = SpeechData(train=[clip], evaluation=[], listen=[], sample_rate=16000, layout="synth",
-                      source="test", digest="remix-hop-test")
-    params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
-              "validation_split": 0.25, "frame_shifts": 2, "remix": 1, "remix_gain": 0.3,
-              "normalization": "none", "loss_weighting": "energy",
-              "target": "magnitude"}
-    ctx = SimpleNamespace(params=params, seed=0, data=lambda name: data)
 
-    _, _, _, fit, validation = load_features(ctx)
+    fit, validation = features_of([clip], validation_split=0.25, frame_shifts=2, remix=1)
     kept = int(41 * 0.75)  # 40 * 512 samples make 41 centred frames at hop 512
     assert len(validation) == 41 - kept
     assert len(fit) == 2 * (2 * kept)  # the original and one remix, each at hop 256
@@ -192,24 +204,15 @@ def test_remix_copies_take_their_frames_at_the_training_hop():
 def test_clip_weighting_gives_a_quiet_clip_the_loss_weight_of_a_loud_one():
     """loss_weighting=clip divides each clip's magnitudes by its own level, so a copy 20 dB
     quieter brings the same targets; energy (one level for all) leaves it 10x smaller."""
-    from types import SimpleNamespace
-
-    from dlbench_plugins.speech.clips import SpeechClip, SpeechData
-    from dlbench_plugins.speech.features import load_features
+    from dlbench_plugins.speech.clips import SpeechClip
 
     rng = np.random.default_rng(3)
     clean = rng.standard_normal(40 * 512).astype("float32")
     noisy = clean + 0.3 * rng.standard_normal(len(clean)).astype("float32")
-    loud, quiet = SpeechClip("loud", noisy, clean), SpeechClip("quiet", noisy / 10, clean / 10)
-    data = SpeechData(train=[loud, quiet], evaluation=[], listen=[], sample_rate=16000,
-                      layout="synth", source="test", digest="clip-weighting-test")
+    clips = [SpeechClip("loud", noisy, clean), SpeechClip("quiet", noisy / 10, clean / 10)]
     targets = {}
     for weighting in ("energy", "clip"):
-        params = {"compression": "log1p", "context": 0, "output": "mask", "scaling": "peak",
-                  "validation_split": 0.1, "frame_shifts": 1, "remix": 0, "remix_gain": 0.3,
-                  "normalization": "recording", "loss_weighting": weighting,
-                  "target": "magnitude"}
-        _, _, _, fit, _ = load_features(SimpleNamespace(params=params, seed=0, data=lambda _: data))
+        fit, _ = features_of(clips, normalization="recording", loss_weighting=weighting)
         targets[weighting] = fit.target[:41], fit.target[41:41 + 30]  # loud, then quiet frames
     loud_energy, quiet_energy = targets["energy"]
     np.testing.assert_allclose(quiet_energy, loud_energy[:30] / 10, rtol=1e-4, atol=1e-6)
