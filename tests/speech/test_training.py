@@ -210,14 +210,16 @@ def test_clip_weighting_gives_a_quiet_clip_the_loss_weight_of_a_loud_one():
     clean = rng.standard_normal(40 * 512).astype("float32")
     noisy = clean + 0.3 * rng.standard_normal(len(clean)).astype("float32")
     clips = [SpeechClip("loud", noisy, clean), SpeechClip("quiet", noisy / 10, clean / 10)]
+    per_clip = 41  # 40 * 512 samples make 41 centred frames at hop 512
+    compared = 30  # of the quiet clip's frames, all before the 10 % validation split
     targets = {}
     for weighting in ("energy", "clip"):
         fit, _ = features_of(clips, normalization="recording", loss_weighting=weighting)
-        targets[weighting] = fit.target[:41], fit.target[41:41 + 30]  # loud, then quiet frames
+        targets[weighting] = fit.target[:per_clip], fit.target[per_clip:per_clip + compared]
     loud_energy, quiet_energy = targets["energy"]
-    np.testing.assert_allclose(quiet_energy, loud_energy[:30] / 10, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(quiet_energy, loud_energy[:compared] / 10, rtol=1e-4, atol=1e-6)
     loud_clip, quiet_clip = targets["clip"]
-    np.testing.assert_allclose(quiet_clip, loud_clip[:30], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(quiet_clip, loud_clip[:compared], rtol=1e-4, atol=1e-5)
 
 
 def test_phase_sensitive_target_is_the_best_magnitude_on_the_noisy_phase():
